@@ -1,0 +1,17 @@
+"""The cupy adapter (not implemented in this release).
+
+The module imports without cupy, but every verb raises
+:class:`rpgcore.errors.BackendUnavailableError`.
+"""
+
+from typing import NoReturn
+
+from rpgcore.errors import BackendUnavailableError
+
+__all__: list[str] = []
+
+
+def __getattr__(name: str) -> NoReturn:
+    raise BackendUnavailableError(
+        f"rpgcore.adapters.cupy.{name} is not implemented in this release"
+    )

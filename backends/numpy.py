@@ -1,0 +1,426 @@
+"""The numpy reference backend of the generator spec ``rpg-v1``.
+
+Every other backend must match this one bit for bit. All functions work on
+one ring (a :class:`rpgcore.geometry.RingGeometry`) and on ranges of its
+position space, in chunks of :data:`CHUNK` positions, so memory stays bounded
+by the output plus a few chunk-sized temporaries.
+
+The primitives, with the same names in every backend:
+
+- :func:`threefry2x32`: the Threefry-2x32-20 block function (spec section 1).
+- :func:`ring_indices`: ring entries used by positions ``[start, stop)``.
+- :func:`ring_signs`: the signs of positions ``[start, stop)``.
+- :func:`ring_inverse`: ``pi_q^-1(e)`` over the flattened ``(q, e)`` grid.
+- :func:`init_ring`: the initial ring (spec section 6).
+- :func:`expand`: ring to one flat kernel (spec section 5).
+- :func:`contract`: signed, scaled kernel gradients to the ring gradient by
+  inverse gather and a fixed-order block sum (spec section 7).
+
+Example:
+    >>> from rpgcore.geometry import RingGeometry
+    >>> from rpgcore.backends import numpy as backend
+    >>> geometry = RingGeometry.derive(seed=0, ring_id=0, size=7, generated=14,
+    ...                                mode="perm_sign", init_std=1.0)
+    >>> sorted(backend.ring_indices(geometry, 0, 7).tolist())
+    [0, 1, 2, 3, 4, 5, 6]
+
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from rpgcore import spec
+from rpgcore.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from rpgcore.geometry import RingGeometry
+
+__all__ = [
+    "CHUNK",
+    "contract",
+    "expand",
+    "init_ring",
+    "ring_indices",
+    "ring_inverse",
+    "ring_signs",
+    "threefry2x32",
+]
+
+CHUNK = 1 << 16
+"""Positions handled per step: temporaries stay in the CPU cache."""
+
+U32 = NDArray[np.uint32]
+_ROTATIONS = tuple((np.uint32(r), np.uint32(32 - r)) for r in spec.THREEFRY_ROTATIONS)
+
+
+def threefry2x32(
+    key0: ArrayLike, key1: ArrayLike, counter0: ArrayLike, counter1: ArrayLike
+) -> tuple[U32, U32]:
+    """Threefry-2x32 with 20 rounds, elementwise with broadcasting.
+
+    Args:
+        key0: first key word(s), anything convertible to uint32.
+        key1: second key word(s).
+        counter0: first counter word(s).
+        counter1: second counter word(s).
+
+    Returns:
+        ``(y0, y1)``, uint32 arrays of the broadcast shape.
+
+    Example:
+        >>> [hex(int(y)) for y in threefry2x32(0, 0, 0, 0)]
+        ['0x6b200159', '0x99ba4efe']
+
+    """
+    words = [np.asarray(value, dtype=np.uint32) for value in (key0, key1, counter0, counter1)]
+    shape = np.broadcast_shapes(*(word.shape for word in words))
+    k0, k1, c0, c1 = (np.broadcast_to(word, shape).reshape(-1) for word in words)
+    schedule = (k0, k1, k0 ^ k1 ^ np.uint32(spec.THREEFRY_PARITY))
+    x0 = c0 + schedule[0]
+    x1 = c1 + schedule[1]
+    spare = np.empty_like(x1)
+    for i in range(spec.THREEFRY_ROUNDS):
+        left, right = _ROTATIONS[i % 8]
+        x0 += x1
+        np.left_shift(x1, left, out=spare)
+        x1 >>= right
+        x1 |= spare
+        x1 ^= x0
+        if i % 4 == 3:
+            s = (i + 1) // 4
+            x0 += schedule[s % 3]
+            x1 += schedule[(s + 1) % 3]
+            x1 += np.uint32(s)
+    return x0.reshape(shape), x1.reshape(shape)
+
+
+def _chunks(start: int, stop: int, step: int) -> range:
+    return range(start, stop, step)
+
+
+def _blocks_and_offsets(size: int, start: int, stop: int) -> tuple[NDArray[np.int64], U32]:
+    positions = np.arange(start, stop, dtype=np.int64)
+    blocks = positions // size
+    offsets = (positions - blocks * size).astype(np.uint32)
+    return blocks, offsets
+
+
+class _FeistelTables:
+    """Round-function tables ``F(q, i, R)`` for a range of blocks (spec section 4).
+
+    The round function of round ``i`` only ever sees ``R < 2**lo(i)``, so
+    for the blocks of one chunk it is cheaper to evaluate it for every
+    ``(q, R)`` once than for every position at each cycle-walk step.
+    """
+
+    def __init__(self, geometry: RingGeometry) -> None:
+        self.geometry = geometry
+        self.width = geometry.width
+        self.first = -1
+        self.last = -2
+        self.tables: list[U32] = []
+
+    def cover(self, first: int, last: int) -> int:
+        """Make the tables cover blocks ``first..last``; return the table's first block."""
+        if not (self.first <= first and last <= self.last):
+            self.first, self.last = first, last
+            blocks = np.arange(first, last + 1, dtype=np.uint32)[:, None]
+            self.tables = []
+            for i in range(spec.FEISTEL_ROUNDS):
+                hi, lo = spec.round_widths(self.width, i)
+                halves = np.arange(1 << lo, dtype=np.uint32) + np.uint32(i << 16)
+                y0, _ = threefry2x32(*self.geometry.key_perm, halves[None, :], blocks)
+                y0 &= np.uint32((1 << hi) - 1)
+                self.tables.append(y0.reshape(-1))
+        return self.first
+
+
+def _feistel(
+    values: U32,
+    bases: tuple[NDArray[np.int64], NDArray[np.int64]],
+    tables: list[U32],
+    width: int,
+    inverse: bool,
+) -> U32:
+    rounds = range(spec.FEISTEL_ROUNDS - 1, -1, -1) if inverse else range(spec.FEISTEL_ROUNDS)
+    for i in rounds:
+        hi, lo = spec.round_widths(width, i)
+        base = bases[i % 2]
+        if inverse:
+            right = values >> np.uint32(hi)
+            left = values & np.uint32((1 << hi) - 1)
+            left ^= tables[i][base + right]
+            values = (left << np.uint32(lo)) | right
+        else:
+            right = values & np.uint32((1 << lo) - 1)
+            left = values >> np.uint32(lo)
+            left ^= tables[i][base + right]
+            values = (right << np.uint32(hi)) | left
+    return values
+
+
+def _permute(
+    geometry: RingGeometry, tables: _FeistelTables, start: int, stop: int, inverse: bool
+) -> NDArray[np.int32]:
+    blocks, values = _blocks_and_offsets(geometry.size, start, stop)
+    if not geometry.permuted:
+        return values.astype(np.int32)
+    first = tables.cover(int(blocks[0]), int(blocks[-1]))
+    local = blocks - first
+    a, b = spec.feistel_halves(tables.width)
+    bases = (local << b, local << a)  # round i indexes its table by (q, R < 2**lo(i))
+    values = _feistel(values, bases, tables.tables, tables.width, inverse)
+    size = np.uint32(geometry.size)
+    walking = np.flatnonzero(values >= size)
+    while walking.size:  # cycle walking: expected fewer than 2 steps
+        stepped = _feistel(
+            values[walking],
+            (bases[0][walking], bases[1][walking]),
+            tables.tables,
+            tables.width,
+            inverse,
+        )
+        values[walking] = stepped
+        walking = walking[stepped >= size]
+    return values.astype(np.int32)
+
+
+def _check_range(geometry: RingGeometry, start: int, stop: int, limit: int) -> None:
+    if not 0 <= start <= stop <= limit:
+        raise ArgumentError(f"position range [{start}, {stop}) is outside [0, {limit})")
+
+
+def ring_indices(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int32]:
+    """Ring entries ``u(k)`` used by positions ``start <= k < stop`` (spec section 4).
+
+    Args:
+        geometry: the ring.
+        start: first position.
+        stop: one past the last position, at most ``geometry.generated``.
+
+    Returns:
+        An int32 array of length ``stop - start``.
+
+    Raises:
+        ArgumentError: the range is outside the ring's position space.
+
+    Example:
+        >>> from rpgcore.geometry import RingGeometry
+        >>> g = RingGeometry.derive(seed=0, ring_id=0, size=3, generated=6,
+        ...                         mode="none", init_std=1.0)
+        >>> ring_indices(g, 0, 6).tolist()
+        [0, 1, 2, 0, 1, 2]
+
+    """
+    _check_range(geometry, start, stop, geometry.generated)
+    out = np.empty(stop - start, dtype=np.int32)
+    tables = _FeistelTables(geometry)
+    for lo in _chunks(start, stop, CHUNK):
+        hi = min(lo + CHUNK, stop)
+        out[lo - start : hi - start] = _permute(geometry, tables, lo, hi, inverse=False)
+    return out
+
+
+def ring_inverse(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int32]:
+    """``pi_q^-1(e)`` for ``j = q*N + e`` with ``start <= j < stop`` (spec section 4).
+
+    Args:
+        geometry: the ring.
+        start: first flattened ``(q, e)`` pair.
+        stop: one past the last pair, at most ``geometry.blocks * geometry.size``.
+
+    Returns:
+        An int32 array of offsets ``r`` with ``pi_q(r) = e``.
+
+    Raises:
+        ArgumentError: the range is outside the ``(q, e)`` grid.
+
+    Example:
+        >>> from rpgcore.geometry import RingGeometry
+        >>> g = RingGeometry.derive(seed=3, ring_id=0, size=5, generated=5,
+        ...                         mode="perm", init_std=1.0)
+        >>> forward = ring_indices(g, 0, 5)
+        >>> ring_inverse(g, 0, 5)[forward].tolist()
+        [0, 1, 2, 3, 4]
+
+    """
+    _check_range(geometry, start, stop, geometry.blocks * geometry.size)
+    out = np.empty(stop - start, dtype=np.int32)
+    tables = _FeistelTables(geometry)
+    for lo in _chunks(start, stop, CHUNK):
+        hi = min(lo + CHUNK, stop)
+        out[lo - start : hi - start] = _permute(geometry, tables, lo, hi, inverse=True)
+    return out
+
+
+def ring_signs(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int8]:
+    """Signs ``s(k)`` of positions ``start <= k < stop`` (spec section 5).
+
+    Args:
+        geometry: the ring.
+        start: first position.
+        stop: one past the last position, at most ``geometry.generated``.
+
+    Returns:
+        An int8 array of ``+1`` and ``-1``.
+
+    Raises:
+        ArgumentError: the range is outside the ring's position space.
+
+    Example:
+        >>> from rpgcore.geometry import RingGeometry
+        >>> g = RingGeometry.derive(seed=0, ring_id=0, size=3, generated=6,
+        ...                         mode="perm", init_std=1.0)
+        >>> ring_signs(g, 0, 6).tolist()
+        [1, 1, 1, 1, 1, 1]
+
+    """
+    _check_range(geometry, start, stop, geometry.generated)
+    out = np.ones(stop - start, dtype=np.int8)
+    if not geometry.signed:
+        return out
+    words_per_block = -(-geometry.size // spec.SIGN_BITS_PER_CALL)
+    for lo in _chunks(start, stop, CHUNK):
+        hi = min(lo + CHUNK, stop)
+        blocks, offsets = _blocks_and_offsets(geometry.size, lo, hi)
+        word = blocks * words_per_block + (offsets >> np.uint32(6))
+        first = int(word[0])
+        words = np.arange(first, int(word[-1]) + 1, dtype=np.int64)
+        word_blocks = words // words_per_block
+        y0, y1 = threefry2x32(
+            *geometry.key_sign,
+            (words - word_blocks * words_per_block).astype(np.uint32),
+            word_blocks.astype(np.uint32),
+        )
+        bits64 = y0.astype(np.uint64) | (y1.astype(np.uint64) << np.uint64(32))
+        bits = (bits64[word - first] >> (offsets & np.uint32(63)).astype(np.uint64)) & np.uint64(1)
+        out[lo - start : hi - start] -= bits.astype(np.int8) << np.int8(1)
+    return out
+
+
+def init_ring(geometry: RingGeometry, dtype: DTypeLike = np.float32) -> NDArray[Any]:
+    """The initial ring of a geometry (spec section 6).
+
+    Args:
+        geometry: the ring.
+        dtype: a floating dtype; the float32 ring is rounded to it.
+
+    Returns:
+        An array of shape ``(geometry.size,)``.
+
+    Example:
+        >>> from rpgcore.geometry import RingGeometry
+        >>> g = RingGeometry.derive(seed=0, ring_id=0, size=4, generated=4,
+        ...                         mode="perm_sign", init_std=0.1)
+        >>> init_ring(g).dtype
+        dtype('float32')
+
+    """
+    out = np.empty(geometry.size, dtype=np.float32)
+    std = np.float32(geometry.init_std)
+    offset = np.int64((2 * spec.INIT_CALLS) << 20)  # 12 uniforms of 20 bits, centred
+    shift = np.uint32(spec.INIT_UNIFORM_SHIFT)
+    for lo in _chunks(0, geometry.size, CHUNK):
+        hi = min(lo + CHUNK, geometry.size)
+        entries = np.arange(lo, hi, dtype=np.uint32)
+        total = np.full(hi - lo, -offset, dtype=np.int64)
+        for t in range(spec.INIT_CALLS):
+            for word in threefry2x32(*geometry.key_init, entries, np.uint32(t)):
+                total += 2 * (word >> shift).astype(np.int64) + 1
+        # |total| < 2**24, so float32 holds it and the power-of-two scaling exactly.
+        z = total.astype(np.float32) * np.float32(2.0**-21)
+        out[lo:hi] = std * z
+    return out.astype(dtype, copy=False)
+
+
+def expand(
+    ring: NDArray[Any], indices: NDArray[np.int32], signs: NDArray[np.int8], scale: float
+) -> NDArray[Any]:
+    """One flat kernel ``fl(scale * (s * W[u]))`` in the ring's dtype (spec section 5).
+
+    Args:
+        ring: the ring ``W``, 1-D floating array.
+        indices: ring entries ``u`` of the kernel's positions.
+        signs: signs ``s`` of the same positions.
+        scale: the slot's scale (rounded to the ring's dtype).
+
+    Returns:
+        A flat array of the ring's dtype.
+
+    Example:
+        >>> expand(np.array([1.0, 2.0]), np.array([1, 0], np.int32),
+        ...        np.array([-1, 1], np.int8), 0.5).tolist()
+        [-1.0, 0.5]
+
+    """
+    values = ring[indices]
+    np.negative(values, out=values, where=signs < 0)
+    values *= ring.dtype.type(scale)
+    return values
+
+
+def contract(geometry: RingGeometry, signed_gradient: NDArray[Any]) -> NDArray[Any]:
+    """The ring gradient from a flat signed, scaled kernel gradient (spec section 7).
+
+    ``signed_gradient[k]`` must already be ``s(k) * scale * G[k]`` over the
+    ring's whole position space. Each block's contribution is gathered through
+    the inverse permutation, never scattered, and blocks are added in
+    increasing order with a sequential accumulation, so the result does not
+    depend on chunking or threads.
+
+    Args:
+        geometry: the ring.
+        signed_gradient: flat array of length ``geometry.generated``.
+
+    Returns:
+        The ring gradient, shape ``(geometry.size,)``, same dtype.
+
+    Raises:
+        ArgumentError: ``signed_gradient`` has the wrong length.
+
+    Example:
+        >>> from rpgcore.geometry import RingGeometry
+        >>> g = RingGeometry.derive(seed=0, ring_id=0, size=3, generated=7,
+        ...                         mode="none", init_std=1.0)
+        >>> contract(g, np.arange(7.0)).tolist()
+        [9.0, 5.0, 7.0]
+
+    """
+    size, generated = geometry.size, geometry.generated
+    if signed_gradient.shape != (generated,):
+        raise ArgumentError(
+            f"expected a flat gradient of length {generated}, got {signed_gradient.shape}"
+        )
+    total = np.zeros(size, dtype=signed_gradient.dtype)
+    tables = _FeistelTables(geometry)
+    for lo, hi in _block_aligned_chunks(size, geometry.blocks):
+        offsets = _permute(geometry, tables, lo, hi, inverse=True)
+        pairs = np.arange(lo, hi, dtype=np.int64)
+        positions = pairs - pairs % size + offsets
+        inside = positions < generated
+        values = np.where(inside, signed_gradient[np.minimum(positions, generated - 1)], 0)
+        values = values.astype(signed_gradient.dtype, copy=False)
+        if size <= CHUNK:  # whole blocks: add them one after the other, in order
+            stacked = np.concatenate([total[None, :], values.reshape(-1, size)])
+            total = np.add.accumulate(stacked, axis=0)[-1]
+        else:  # a piece of one block
+            first = lo % size
+            total[first : first + hi - lo] += values
+    return total
+
+
+def _block_aligned_chunks(size: int, blocks: int) -> list[tuple[int, int]]:
+    """Cut the ``(q, e)`` grid into chunks of whole blocks, or pieces of one block."""
+    grid = blocks * size
+    if size <= CHUNK:
+        step = (CHUNK // size) * size
+        return [(lo, min(lo + step, grid)) for lo in range(0, grid, step)]
+    return [
+        (q * size + lo, q * size + min(lo + CHUNK, size))
+        for q in range(blocks)
+        for lo in range(0, size, CHUNK)
+    ]

@@ -1,0 +1,89 @@
+"""Sessions: tests, lint, packaging, docs, benchmarks and the demo.
+
+``nox -t ci`` runs what CI runs (the test suite, lint and the packaging
+check). Every install goes through ``constraints.txt`` so that versions are
+pinned and torch, when a later session needs it, is the CPU build.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = ["tests", "lint", "packaging"]
+
+ROOT = Path(__file__).parent
+CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
+
+
+def _install(session: nox.Session, *packages: str) -> None:
+    session.install("--upgrade", "pip", *CONSTRAINTS)
+    session.install(*CONSTRAINTS, *packages)
+
+
+@nox.session(tags=["ci"])
+def tests(session: nox.Session) -> None:
+    """The core test suite against a regular (non-editable) install."""
+    _install(session, ".[test]")
+    required = {"RPG_REQUIRE_BACKENDS": os.environ.get("RPG_REQUIRE_BACKENDS", "numpy")}
+    session.run("pytest", *session.posargs, env=required)
+    # Every docstring example of the installed package, run from outside the
+    # source tree so that the install, not the checkout, is imported.
+    session.chdir(session.create_tmp())
+    session.run(
+        "pytest", "--doctest-modules", "--pyargs", "rpgcore", "-q", "-p", "no:cacheprovider"
+    )
+
+
+@nox.session(tags=["ci"])
+def lint(session: nox.Session) -> None:
+    """ruff and mypy (strict) over the core, backends, adapters, tests and tools."""
+    _install(session, ".[lint,test]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    # mypy resolves rpgcore.backends and rpgcore.adapters through the install,
+    # so it runs from a folder where the source tree cannot shadow it.
+    session.chdir(session.create_tmp())
+    session.run("mypy", "--config-file", str(ROOT / "pyproject.toml"), "-p", "rpgcore")
+
+
+@nox.session(tags=["ci"])
+def packaging(session: nox.Session) -> None:
+    """Build the wheel and check both install kinds import the same way."""
+    _install(session, "build")
+    dist = Path(session.create_tmp()) / "dist"
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT))
+    check = str(ROOT / "tests" / "packaging_check.py")
+    (wheel,) = dist.glob("rpgcore-*.whl")
+    session.run("python", check, "--wheel", str(wheel))
+    session.install(str(wheel), "--force-reinstall", *CONSTRAINTS)
+    session.run("python", check, "--installed", "regular")
+    session.install(*CONSTRAINTS, "-e", str(ROOT))
+    session.run("python", check, "--installed", "editable")
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Generator speed and memory against numpy's permutation, same run."""
+    _install(session, ".")
+    session.run("python", str(ROOT / "benchmarks" / "generator.py"), *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: plan a ResNet-18, save its ring file and inspect it."""
+    _install(session, ".")
+    out = Path(session.create_tmp()) / "resnet18.rpg.safetensors"
+    session.run("rpgcore", "init", "resnet18", str(out), "--ring-size", "45000")
+    session.run("rpgcore", "inspect", str(out))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Run the code examples of README.md and docs/ (also part of ``tests``)."""
+    _install(session, ".[test]")
+    session.run("pytest", "tests/test_docs.py", "-q")

@@ -1,0 +1,239 @@
+"""The ``rpgcore`` command line.
+
+Commands:
+
+- ``rpgcore inspect FILE``: print a ring file's plan, degrees of freedom,
+  compression ratio and ring statistics as readable tables.
+- ``rpgcore init ARCH FILE``: build the plan of a known architecture
+  (``resnet18``, ``resnet34``) and save its initial ring file.
+
+User errors print one line on standard error and exit with status 2.
+
+Example:
+    >>> from rpgcore.cli import main
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    rpgcore ...
+    0
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from rpgcore import ringfile, spec
+from rpgcore._version import __version__
+from rpgcore.architectures import ARCHITECTURES
+from rpgcore.errors import RpgError
+from rpgcore.plan import Plan
+
+__all__ = ["main"]
+
+
+class _UsageError(Exception):
+    """A command-line mistake: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: set[int]) -> list[str]:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _stats(array: np.ndarray[Any, Any]) -> list[str]:
+    values = array.astype(np.float64)
+    finite = bool(np.isfinite(values).all())
+    stats = [values.mean(), values.std(), values.min(), values.max()]
+    return [f"{v:.4g}" for v in stats] + (["yes"] if finite else ["NO"])
+
+
+def describe(path: str) -> str:
+    """Describe a ring file as text (what ``rpgcore inspect`` prints).
+
+    Args:
+        path: the ring file.
+
+    Returns:
+        The report, several lines.
+
+    Raises:
+        RingFileError: the file is missing, damaged or not a ring file.
+
+    Example:
+        >>> import os, tempfile
+        >>> plan = Plan.build({"w": (4, 4)}, ring_size=5)
+        >>> p = os.path.join(tempfile.mkdtemp(), "r.safetensors")
+        >>> ringfile.save(p, plan, plan.init_ring())
+        >>> "compression" in describe(p)
+        True
+
+    """
+    plan, rings, extras = ringfile.load(path)
+    metadata = ringfile.read_metadata(path)
+    extra_count = sum(int(a.size) for a in extras.values())
+    dof = plan.ring_parameters + extra_count
+    dense = plan.generated_size + extra_count
+    lines = [
+        f"ring file    {path} ({_count(os.path.getsize(path))} bytes, checksum ok)",
+        f"spec         {plan.spec} (written by rpgcore {metadata.get('rpgcore', '?')})",
+        f"plan         mode {plan.mode}, seed {plan.seed}, "
+        f"{len(plan.slots)} slots, {len(plan.rings)} ring(s)",
+        f"generated    {_count(plan.generated_size)} parameters (M)",
+        f"ring         {_count(plan.ring_parameters)} parameters (N, trainable)",
+        f"extras       {_count(extra_count)} parameters in {len(extras)} tensors",
+        f"DoF          {_count(dof)} of {_count(dense)} "
+        f"for the dense model ({100 * dof / dense:.2f}%)",
+        f"compression  {plan.compression_ratio:.2f}x (M / ring parameters)",
+        "",
+    ]
+    ring_rows = []
+    for ring in plan.rings:
+        low, high = ring.generated // ring.size, -(-ring.generated // ring.size)
+        uses = f"{low}" if low == high else f"{low}-{high}"
+        array = rings[ring.name]
+        ring_rows.append(
+            [
+                ring.name,
+                ring.id,
+                _count(ring.size),
+                _count(ring.generated),
+                uses,
+                str(array.dtype),
+                f"{ring.init_std:.4g}",
+                *_stats(array),
+            ]
+        )
+    lines += _table(
+        [
+            "ring",
+            "id",
+            "size",
+            "generated",
+            "uses/entry",
+            "dtype",
+            "init_std",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "finite",
+        ],
+        ring_rows,
+        right={1, 2, 3, 6, 7, 8, 9, 10},
+    )
+    lines.append("")
+    slot_rows = [
+        [s.name, "x".join(map(str, s.shape)), s.ring, _count(s.size), f"{s.scale:.4g}"]
+        for s in plan.slots
+    ]
+    lines += _table(["slot", "shape", "ring", "parameters", "scale"], slot_rows, right={3, 4})
+    return "\n".join(lines)
+
+
+def _init(args: argparse.Namespace) -> None:
+    generated, extras = ARCHITECTURES[args.arch]()
+    extra_count = sum(math.prod(shape) for shape in extras.values())
+    if args.dof is not None:
+        ring_size = args.dof - extra_count
+        if ring_size < 1:
+            raise _UsageError(
+                f"--dof {args.dof} leaves no ring: the {args.arch} extras alone have {extra_count} "
+                "parameters; ask for more"
+            )
+    else:
+        ring_size = args.ring_size
+    plan = Plan.build(generated, ring_size=ring_size, seed=args.seed, mode=args.mode)
+    tensors = {name: _initial_extra(name, shape) for name, shape in extras.items()}
+    ringfile.save(args.file, plan, plan.init_ring(), extras=tensors)
+    print(
+        f"wrote {args.file}: {args.arch}, ring {ring_size:,}, "
+        f"{plan.generated_size:,} generated parameters"
+    )
+
+
+def _initial_extra(name: str, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """Standard initial values: batch norm scale 1 and variance 1, everything else 0."""
+    if name.endswith("num_batches_tracked"):
+        return np.zeros(shape, dtype=np.int64)
+    if name.endswith((".running_var", "bn1.weight", "bn2.weight", "downsample.1.weight")):
+        return np.ones(shape, dtype=np.float32)
+    return np.zeros(shape, dtype=np.float32)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog="rpgcore", description="Recurrent Parameter Generators: inspect and create ring files."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"rpgcore {__version__} (spec {spec.SPEC_VERSION})"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    inspect = commands.add_parser("inspect", help="describe a ring file")
+    inspect.add_argument("file", help="a ring file (.safetensors)")
+    init = commands.add_parser("init", help="save the initial ring file of a known architecture")
+    init.add_argument("arch", choices=sorted(ARCHITECTURES), help="architecture")
+    init.add_argument("file", help="where to write the ring file")
+    size = init.add_mutually_exclusive_group()
+    size.add_argument(
+        "--ring-size", type=int, default=45_000, help="ring entries N (default 45000)"
+    )
+    size.add_argument("--dof", type=int, help="total trainable parameters wanted (ring + extras)")
+    init.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64) (default 0)")
+    init.add_argument("--mode", choices=spec.MODES, default="perm_sign", help="generator mode")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        The exit status: 0 on success, 2 for a user error.
+
+    Example:
+        >>> main(["inspect", "/no/such/file.safetensors"])
+        2
+
+    """
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "inspect":
+            print(describe(args.file))
+        else:
+            _init(args)
+    except SystemExit as exit_request:  # --help and --version
+        return int(exit_request.code or 0)
+    except (_UsageError, RpgError) as error:
+        print(
+            f"rpgcore: error: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0

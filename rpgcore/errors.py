@@ -1,0 +1,82 @@
+"""Exceptions raised by rpgcore.
+
+Every error that bad input can cause is a subclass of :class:`RpgError`, and
+its message names the offending value and what to do about it. Errors that
+also belong to a built-in category inherit from it too (a bad argument is a
+``ValueError``, a missing file a ``FileNotFoundError``), so callers can catch
+either.
+
+Example:
+    >>> import rpgcore
+    >>> try:
+    ...     rpgcore.Plan.build({"w": (4, 4)}, ring_size=0)
+    ... except rpgcore.errors.PlanError as error:
+    ...     print(type(error).__name__)
+    PlanError
+
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArgumentError",
+    "BackendUnavailableError",
+    "ChecksumError",
+    "PlanError",
+    "PlanMismatchError",
+    "RingDtypeError",
+    "RingFileError",
+    "RingFileFormatError",
+    "RingFileNotFoundError",
+    "RingFileTruncatedError",
+    "RpgError",
+    "SpecVersionError",
+]
+
+
+class RpgError(Exception):
+    """Base class of every rpgcore error."""
+
+
+class ArgumentError(RpgError, ValueError):
+    """An argument has a value rpgcore cannot use."""
+
+
+class PlanError(ArgumentError):
+    """A plan cannot be built or used with the given arguments."""
+
+
+class BackendUnavailableError(RpgError, ImportError):
+    """A backend or adapter was requested that this installation lacks."""
+
+
+class RingFileError(RpgError):
+    """Base class of the errors raised while reading or writing a ring file."""
+
+
+class RingFileNotFoundError(RingFileError, FileNotFoundError):
+    """The ring file does not exist."""
+
+
+class RingFileTruncatedError(RingFileError):
+    """The ring file ends before the data its header announces."""
+
+
+class RingFileFormatError(RingFileError):
+    """The file is not a safetensors file, or not an rpgcore ring file."""
+
+
+class ChecksumError(RingFileError):
+    """The tensors or the plan do not match the checksum stored in the file."""
+
+
+class SpecVersionError(RingFileError, PlanError):
+    """The file or plan names a generator spec version this rpgcore lacks."""
+
+
+class PlanMismatchError(RingFileError, PlanError):
+    """Rings or tensors do not fit the plan (wrong ring size, wrong shapes)."""
+
+
+class RingDtypeError(RingFileError, PlanError):
+    """A ring or tensor has a dtype that rpgcore cannot use there."""

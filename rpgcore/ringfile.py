@@ -1,0 +1,315 @@
+"""The portable ring file: plan, ring(s) and extra tensors in one safetensors file.
+
+Layout (see ``docs/ringfile.md``):
+
+- tensors ``rings/<ring name>``: the trained rings, 1-D, F16, F32 or F64;
+- tensors ``extras/<name>``: any other tensor a model needs (biases,
+  normalisation parameters and statistics, an excluded classifier head);
+- metadata ``format`` = ``"rpgcore-ring"``, ``spec`` = the generator spec
+  version, ``plan`` = the plan JSON (spec section 8), ``rpgcore`` = the
+  writer's version, and ``checksum`` = ``"sha256:<hex>"`` over the plan and
+  every tensor (name, dtype, shape and bytes).
+
+Saving is atomic: the file is written under a temporary name in the same
+folder, flushed, fsynced and renamed over the target, so a crash never leaves
+a half-written file in place of a good one.
+
+Example:
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import rpgcore
+    >>> plan = rpgcore.Plan.build({"w": (4, 4)}, ring_size=5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.rpg.safetensors")
+    >>> rpgcore.save(path, plan, plan.init_ring(), extras={"bias": np.zeros(4)})
+    >>> plan2, rings, extras = rpgcore.load(path)
+    >>> plan2 == plan, rings["global"].shape, sorted(extras)
+    (True, (5,), ['bias'])
+
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from rpgcore import safetensors_io, spec
+from rpgcore._version import __version__
+from rpgcore.errors import (
+    ChecksumError,
+    PlanError,
+    PlanMismatchError,
+    RingDtypeError,
+    RingFileError,
+    RingFileFormatError,
+    RingFileNotFoundError,
+    SpecVersionError,
+)
+from rpgcore.plan import Plan
+
+__all__ = ["FORMAT", "checksum", "load", "read_metadata", "save"]
+
+FORMAT = "rpgcore-ring"
+RING_PREFIX = "rings/"
+EXTRA_PREFIX = "extras/"
+RING_DTYPES = frozenset({"F16", "F32", "F64"})
+
+
+def checksum(plan_json: str, tensors: Mapping[str, NDArray[Any]]) -> str:
+    """The ring file checksum: SHA-256 over the plan and every tensor.
+
+    Each tensor, in sorted name order, contributes its name, safetensors
+    dtype, shape and little-endian bytes, each followed by a NUL byte.
+
+    Args:
+        plan_json: the plan JSON text.
+        tensors: the file's tensors under their full names.
+
+    Returns:
+        ``"sha256:<64 hex digits>"``.
+
+    Example:
+        >>> checksum("{}", {})[:7]
+        'sha256:'
+
+    """
+    digest = hashlib.sha256(plan_json.encode("utf-8") + b"\0")
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        kind = safetensors_io.dtype_name(array.dtype)
+        digest.update(f"{name}\0{kind}\0{json.dumps(list(array.shape))}\0".encode())
+        digest.update(array.astype(safetensors_io.DTYPES[kind], copy=False).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def _collect(
+    plan: Plan, rings: ArrayLike | Mapping[str, ArrayLike], extras: Mapping[str, ArrayLike] | None
+) -> dict[str, NDArray[Any]]:
+    tensors = {RING_PREFIX + name: array for name, array in plan.check_rings(rings).items()}
+    for name, array in tensors.items():
+        if safetensors_io.dtype_name(array.dtype) not in RING_DTYPES:
+            raise RingDtypeError(
+                f"{name} has dtype {array.dtype}; rings must be float16, float32 or float64"
+            )
+    for name, value in (extras or {}).items():
+        if not isinstance(name, str) or not name:
+            raise PlanError(f"extra tensor names must be non-empty strings, got {name!r}")
+        array = np.asarray(value)
+        safetensors_io.dtype_name(array.dtype)  # raises RingDtypeError early, before any write
+        tensors[EXTRA_PREFIX + name] = array
+    return tensors
+
+
+def save(
+    path: str | os.PathLike[str],
+    plan: Plan,
+    rings: ArrayLike | Mapping[str, ArrayLike],
+    extras: Mapping[str, ArrayLike] | None = None,
+) -> None:
+    """Write a ring file atomically.
+
+    Args:
+        path: destination; an existing file is replaced only once the new one
+            is safely on disk.
+        plan: the plan the rings belong to.
+        rings: one array for a single-ring plan, or ring name to array.
+        extras: other tensors (name to array), stored under ``extras/``.
+
+    Raises:
+        PlanMismatchError: rings missing, unknown or of the wrong size.
+        RingDtypeError: a ring is not float16/32/64, or an extra has a dtype
+            safetensors cannot hold.
+        RingFileError: the folder does not exist or cannot be written.
+
+    Example:
+        >>> import tempfile, os
+        >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
+        >>> save(os.path.join(tempfile.mkdtemp(), "r.safetensors"), plan, plan.init_ring())
+
+    """
+    target = Path(path)
+    tensors = _collect(plan, rings, extras)
+    plan_json = plan.to_json()
+    metadata = {
+        "format": FORMAT,
+        "spec": plan.spec,
+        "plan": plan_json,
+        "rpgcore": __version__,
+        "checksum": checksum(plan_json, tensors),
+    }
+    head, arrays = safetensors_io.encode_header(tensors, metadata)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise RingFileError(
+            f"cannot save {str(target)!r}: folder {str(folder)!r} does not exist; create it first"
+        )
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise RingFileError(f"cannot write in {str(folder)!r}: {error.strerror}") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(head)
+            for array in arrays:
+                stream.write(array.data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, _file_mode(target))
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _sync_folder(folder)
+
+
+def _file_mode(target: Path) -> int:
+    """Keep an existing file's permissions; new files get the usual ``0o666 & ~umask``."""
+    with contextlib.suppress(OSError):
+        return target.stat().st_mode & 0o7777
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _sync_folder(folder: Path) -> None:
+    """Persist the rename itself (POSIX); a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
+    target = Path(path)
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        raise RingFileNotFoundError(
+            f"ring file {str(target)!r} does not exist; check the path"
+        ) from None
+    except IsADirectoryError:
+        raise RingFileFormatError(f"{str(target)!r} is a folder, not a ring file") from None
+    except OSError as error:
+        raise RingFileError(f"cannot read ring file {str(target)!r}: {error.strerror}") from None
+    return safetensors_io.decode(data)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read and check a ring file's metadata without validating its tensors.
+
+    Args:
+        path: the ring file.
+
+    Returns:
+        The metadata mapping (``format``, ``spec``, ``plan``, ``checksum``...).
+
+    Raises:
+        RingFileNotFoundError: no such file.
+        RingFileTruncatedError: the file is cut short.
+        RingFileFormatError: not a safetensors file, or not a ring file.
+        SpecVersionError: written with an unknown generator spec.
+
+    Example:
+        >>> import tempfile, os
+        >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
+        >>> p = os.path.join(tempfile.mkdtemp(), "r.safetensors")
+        >>> save(p, plan, plan.init_ring())
+        >>> read_metadata(p)["spec"]
+        'rpg-v1'
+
+    """
+    return _check_metadata(path, _read(path)[1])
+
+
+def _check_metadata(path: str | os.PathLike[str], metadata: Mapping[str, str]) -> dict[str, str]:
+    if metadata.get("format") != FORMAT or "plan" not in metadata:
+        raise RingFileFormatError(
+            f"{str(path)!r} is a safetensors file but not an rpgcore ring file "
+            f"(format {metadata.get('format')!r}); write it with rpgcore.save"
+        )
+    version = metadata.get("spec")
+    if version not in spec.SUPPORTED_SPECS:
+        raise SpecVersionError(
+            f"{str(path)!r} was written with generator spec {version!r}; this rpgcore reads "
+            f"{sorted(spec.SUPPORTED_SPECS)}: upgrade rpgcore"
+        )
+    return dict(metadata)
+
+
+def load(
+    path: str | os.PathLike[str],
+) -> tuple[Plan, dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+    """Read and fully validate a ring file.
+
+    Args:
+        path: the ring file.
+
+    Returns:
+        ``(plan, rings, extras)``: rings and extras map names to arrays.
+
+    Raises:
+        RingFileNotFoundError: no such file.
+        RingFileTruncatedError: the file is cut short.
+        RingFileFormatError: not a safetensors file, not a ring file, or
+            tensors outside the ``rings/`` and ``extras/`` namespaces.
+        ChecksumError: the plan or a tensor changed since it was written.
+        SpecVersionError: written with an unknown generator spec.
+        PlanMismatchError: rings missing, unknown, or of the wrong size.
+        RingDtypeError: a ring is not float16/32/64.
+
+    Example:
+        >>> import tempfile, os
+        >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
+        >>> p = os.path.join(tempfile.mkdtemp(), "r.safetensors")
+        >>> save(p, plan, plan.init_ring())
+        >>> load(p)[1]["global"].dtype
+        dtype('float32')
+
+    """
+    tensors, raw_metadata = _read(path)
+    metadata = _check_metadata(path, raw_metadata)
+    expected = checksum(metadata["plan"], tensors)
+    if metadata.get("checksum") != expected:
+        raise ChecksumError(
+            f"{str(path)!r} is damaged: its checksum {metadata.get('checksum')!r} does not match "
+            "its contents; restore it from a backup"
+        )
+    plan = Plan.from_json(metadata["plan"])
+    if metadata["spec"] != plan.spec:
+        raise SpecVersionError(
+            f"metadata spec {metadata['spec']!r} differs from the plan's {plan.spec!r}"
+        )
+    rings: dict[str, NDArray[Any]] = {}
+    extras: dict[str, NDArray[Any]] = {}
+    for name, array in tensors.items():
+        if name.startswith(RING_PREFIX):
+            if safetensors_io.dtype_name(array.dtype) not in RING_DTYPES:
+                raise RingDtypeError(
+                    f"{name} has dtype {array.dtype}; rings must be float16, float32 or float64"
+                )
+            rings[name[len(RING_PREFIX) :]] = array
+        elif name.startswith(EXTRA_PREFIX):
+            extras[name[len(EXTRA_PREFIX) :]] = array
+        else:
+            raise RingFileFormatError(
+                f"unexpected tensor {name!r}: ring files hold only rings/ and extras/"
+            )
+    try:
+        rings = plan.check_rings(rings)
+    except PlanMismatchError as error:
+        raise PlanMismatchError(f"{str(path)!r}: {error}") from None
+    return plan, rings, extras

@@ -1,0 +1,244 @@
+"""A small, strict reader and writer of the safetensors format, numpy only.
+
+The format (https://github.com/huggingface/safetensors): an 8-byte
+little-endian unsigned header length ``n``, ``n`` bytes of UTF-8 JSON (padded
+with spaces), then the raw little-endian, row-major tensor bytes. The header
+maps each tensor name to ``{"dtype", "shape", "data_offsets"}`` (offsets
+relative to the start of the data) and may hold ``"__metadata__"``, a
+string-to-string mapping. Files written here load with the ``safetensors``
+package and the other way round; the test suite checks both directions.
+
+Reading never executes code (no pickle) and validates every offset, so a
+damaged file raises a specific :mod:`rpgcore.errors` exception instead of
+returning wrong data.
+
+Example:
+    >>> import io
+    >>> import numpy as np
+    >>> data = encode({"x": np.arange(3, dtype=np.float32)}, {"note": "hi"})
+    >>> tensors, metadata = decode(data)
+    >>> tensors["x"].tolist(), metadata
+    ([0.0, 1.0, 2.0], {'note': 'hi'})
+
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rpgcore.errors import RingDtypeError, RingFileFormatError, RingFileTruncatedError
+
+__all__ = ["DTYPES", "MAX_HEADER", "decode", "encode", "encode_header"]
+
+DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "U8": np.dtype("<u1"),
+    "I8": np.dtype("<i1"),
+    "U16": np.dtype("<u2"),
+    "I16": np.dtype("<i2"),
+    "F16": np.dtype("<f2"),
+    "U32": np.dtype("<u4"),
+    "I32": np.dtype("<i4"),
+    "F32": np.dtype("<f4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
+    "F64": np.dtype("<f8"),
+}
+"""safetensors dtype names that numpy can hold, with their little-endian dtype."""
+
+_NAMES = {(dtype.kind, dtype.itemsize): name for name, dtype in DTYPES.items()}
+MAX_HEADER = 100_000_000
+"""Largest header accepted, as the safetensors package does."""
+
+
+def dtype_name(dtype: np.dtype[Any]) -> str:
+    """The safetensors name of a numpy dtype.
+
+    Args:
+        dtype: a numpy dtype.
+
+    Returns:
+        For example ``"F32"``.
+
+    Raises:
+        RingDtypeError: safetensors has no such dtype.
+
+    Example:
+        >>> dtype_name(np.dtype(np.int8))
+        'I8'
+
+    """
+    try:
+        return _NAMES[(dtype.kind, dtype.itemsize)]
+    except KeyError:
+        raise RingDtypeError(
+            f"dtype {dtype} cannot be stored in a ring file; convert it to one of "
+            f"{', '.join(str(d) for d in DTYPES.values())}"
+        ) from None
+
+
+def encode_header(
+    tensors: Mapping[str, NDArray[Any]], metadata: Mapping[str, str]
+) -> tuple[bytes, list[NDArray[Any]]]:
+    """Build the length prefix plus header, and the tensors in data order.
+
+    Args:
+        tensors: name to array.
+        metadata: string to string.
+
+    Returns:
+        ``(prefix_and_header, arrays)``: write the bytes, then each array's bytes.
+
+    Raises:
+        RingDtypeError: an array has a dtype safetensors cannot hold.
+
+    Example:
+        >>> head, arrays = encode_header({"a": np.zeros(2, np.int8)}, {})
+        >>> len(head) % 8, len(arrays)
+        (0, 1)
+
+    """
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    arrays = []
+    offset = 0
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        kind = dtype_name(array.dtype)
+        array = array.astype(DTYPES[kind], copy=False)  # little-endian on every host
+        header[name] = {
+            "dtype": kind,
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
+        offset += array.nbytes
+        arrays.append(array)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-(len(text) + 8) % 8)
+    return struct.pack("<Q", len(text)) + text, arrays
+
+
+def encode(tensors: Mapping[str, NDArray[Any]], metadata: Mapping[str, str]) -> bytes:
+    """Encode tensors and metadata as safetensors bytes.
+
+    Args:
+        tensors: name to array.
+        metadata: string to string.
+
+    Returns:
+        The whole file's bytes.
+
+    Example:
+        >>> len(encode({}, {})) >= 8
+        True
+
+    """
+    head, arrays = encode_header(tensors, metadata)
+    return head + b"".join(array.tobytes() for array in arrays)
+
+
+def _header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
+    if len(data) < 8:
+        raise RingFileTruncatedError(
+            f"the file has {len(data)} bytes, fewer than the 8-byte header length"
+        )
+    (length,) = struct.unpack("<Q", bytes(data[:8]))
+    if length > MAX_HEADER:
+        raise RingFileFormatError(
+            f"header length {length} is implausible: this is not a safetensors file"
+        )
+    if 8 + length > len(data):
+        raise RingFileTruncatedError(
+            f"the header announces {length} bytes but the file has {len(data) - 8}"
+        )
+    try:
+        header = json.loads(bytes(data[8 : 8 + length]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise RingFileFormatError(
+            "the header is not UTF-8 JSON: this is not a safetensors file"
+        ) from None
+    if not isinstance(header, dict):
+        raise RingFileFormatError("the header is not a JSON object: this is not a safetensors file")
+    return header, 8 + length
+
+
+def decode(data: bytes | memoryview) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
+    """Decode safetensors bytes, validating every entry.
+
+    Args:
+        data: the file's bytes.
+
+    Returns:
+        ``(tensors, metadata)``; arrays are read-only views of ``data`` when
+        possible, in native byte order otherwise.
+
+    Raises:
+        RingFileTruncatedError: the data ends before what the header announces.
+        RingFileFormatError: not a safetensors file, or inconsistent offsets.
+        RingDtypeError: a dtype numpy cannot hold (for example ``BF16``).
+
+    Example:
+        >>> decode(encode({"t": np.ones((2, 2), np.float64)}, {}))[0]["t"].shape
+        (2, 2)
+
+    """
+    header, start = _header(data)
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise RingFileFormatError("__metadata__ must map strings to strings")
+    size = len(data) - start
+    entries = []
+    for name, entry in header.items():
+        try:
+            kind, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            if not all(isinstance(d, int) and d >= 0 for d in shape) or not (
+                isinstance(begin, int) and isinstance(end, int)
+            ):
+                raise TypeError
+        except (KeyError, TypeError, ValueError):
+            raise RingFileFormatError(
+                f"tensor {name!r} has a malformed header entry: {entry!r}"
+            ) from None
+        if kind not in DTYPES:
+            raise RingDtypeError(
+                f"tensor {name!r} has dtype {kind}, which rpgcore cannot read with numpy; "
+                "save it as F16, F32 or F64"
+            )
+        if end - begin != math.prod(shape) * DTYPES[kind].itemsize or begin > end:
+            raise RingFileFormatError(
+                f"tensor {name!r}: offsets [{begin}, {end}) do not match its shape {shape}"
+            )
+        entries.append((begin, end, name, kind, shape))
+    entries.sort()
+    cursor = 0
+    for begin, end, name, _, _ in entries:
+        if begin != cursor:
+            raise RingFileFormatError(
+                f"tensor {name!r} starts at {begin}, expected {cursor}: holes or overlaps"
+            )
+        cursor = end
+    if cursor > size:
+        raise RingFileTruncatedError(
+            f"the tensors need {cursor} bytes of data but the file has {size}"
+        )
+    if cursor < size:
+        raise RingFileFormatError(f"{size - cursor} unexpected bytes after the last tensor")
+    tensors = {}
+    for begin, _end, name, kind, shape in entries:
+        count = math.prod(shape)
+        if count == 0:
+            tensors[name] = np.empty(shape, dtype=DTYPES[kind].newbyteorder("="))
+            continue
+        array = np.frombuffer(data, dtype=DTYPES[kind], count=count, offset=start + begin)
+        tensors[name] = array.reshape(shape).astype(DTYPES[kind].newbyteorder("="), copy=False)
+    return tensors, dict(metadata)

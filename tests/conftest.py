@@ -1,0 +1,57 @@
+"""Shared fixtures: the backend under test, and a guard against a shadowed install.
+
+``RPG_REQUIRE_BACKENDS`` (comma-separated, for example ``numpy,torch``) turns a
+backend that cannot be imported into a test failure instead of a skip, so CI
+cannot go green by skipping.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+import rpgcore
+
+REQUIRED = {name for name in os.environ.get("RPG_REQUIRE_BACKENDS", "").split(",") if name}
+
+
+def _check_install() -> None:
+    try:
+        importlib.import_module("rpgcore.backends.numpy")
+    except ImportError as error:  # pragma: no cover - a broken environment
+        raise pytest.UsageError(
+            f"rpgcore at {rpgcore.__file__} lacks rpgcore.backends: install the package "
+            "(pip install -e .) and run `pytest`, not `python -m pytest` from the checkout"
+        ) from error
+
+
+_check_install()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    unknown = REQUIRED - set(rpgcore.backends.BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"RPG_REQUIRE_BACKENDS names unknown backends {sorted(unknown)}")
+
+
+@pytest.fixture(
+    params=[
+        name
+        for name in rpgcore.backends.BACKENDS
+        if name in rpgcore.backends.AVAILABLE or name in REQUIRED
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> ModuleType:
+    """Each implemented backend in turn; skipped when its framework is missing, unless required."""
+    name = request.param
+    try:
+        return rpgcore.backends.get(name)
+    except rpgcore.errors.BackendUnavailableError as error:
+        if name in REQUIRED:
+            pytest.fail(
+                f"backend {name} is required by RPG_REQUIRE_BACKENDS but unavailable: {error}"
+            )
+        pytest.skip(f"backend {name} unavailable: {error}")
