@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,10 +28,11 @@ print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in FR
 """
 
 
-def test_core_imports_no_framework() -> None:
+def test_core_imports_no_framework(tmp_path: Path) -> None:
     code = f"FRAMEWORKS = {FRAMEWORKS!r}\n" + SCRIPT
+    # Run outside the checkout, so that the installed package is imported.
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert json.loads(result.stdout) == []
 
