@@ -29,6 +29,7 @@ __all__ = [
     "RingFileFormatError",
     "RingFileNotFoundError",
     "RingFileTruncatedError",
+    "RingFileWriteError",
     "RpgError",
     "SpecVersionError",
 ]
@@ -56,6 +57,10 @@ class RingFileError(RpgError):
 
 class RingFileNotFoundError(RingFileError, FileNotFoundError):
     """The ring file does not exist."""
+
+
+class RingFileWriteError(RingFileError, OSError):
+    """Writing a ring file failed (disk full, permissions); the previous file is kept."""
 
 
 class RingFileTruncatedError(RingFileError):

@@ -51,6 +51,7 @@ from rpgcore.errors import (
     RingFileError,
     RingFileFormatError,
     RingFileNotFoundError,
+    RingFileWriteError,
     SpecVersionError,
 )
 from rpgcore.plan import Plan
@@ -83,7 +84,7 @@ def checksum(plan_json: str, tensors: Mapping[str, NDArray[Any]]) -> str:
     """
     digest = hashlib.sha256(plan_json.encode("utf-8") + b"\0")
     for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
+        array = np.asarray(tensors[name], order="C")  # keeps 0-d arrays 0-d
         kind = safetensors_io.dtype_name(array.dtype)
         digest.update(f"{name}\0{kind}\0{json.dumps(list(array.shape))}\0".encode())
         digest.update(array.astype(safetensors_io.DTYPES[kind], copy=False).tobytes())
@@ -127,7 +128,9 @@ def save(
         PlanMismatchError: rings missing, unknown or of the wrong size.
         RingDtypeError: a ring is not float16/32/64, or an extra has a dtype
             safetensors cannot hold.
-        RingFileError: the folder does not exist or cannot be written.
+        RingFileError: the folder does not exist or the target is a folder.
+        RingFileWriteError: writing failed (disk full, permissions); it is
+            also an ``OSError``, and the previous file is kept.
 
     Example:
         >>> import tempfile, os
@@ -151,6 +154,8 @@ def save(
         raise RingFileError(
             f"cannot save {str(target)!r}: folder {str(folder)!r} does not exist; create it first"
         )
+    if target.is_dir():
+        raise RingFileError(f"cannot save to {str(target)!r}: it is a folder; give a file name")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as error:
@@ -164,9 +169,14 @@ def save(
             os.fsync(stream.fileno())
         os.chmod(temporary, _file_mode(target))
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):  # disk full, permissions, a folder in the way...
+            raise RingFileWriteError(
+                f"cannot save {str(target)!r}: {error.strerror or error}; the previous file, "
+                "if any, is unchanged"
+            ) from error
         raise
     _sync_folder(folder)
 
@@ -264,8 +274,9 @@ def load(
     Raises:
         RingFileNotFoundError: no such file.
         RingFileTruncatedError: the file is cut short.
-        RingFileFormatError: not a safetensors file, not a ring file, or
-            tensors outside the ``rings/`` and ``extras/`` namespaces.
+        RingFileFormatError: not a safetensors file, not a ring file, an
+            invalid plan, or tensors outside the ``rings/`` and ``extras/``
+            namespaces.
         ChecksumError: the plan or a tensor changed since it was written.
         SpecVersionError: written with an unknown generator spec.
         PlanMismatchError: rings missing, unknown, or of the wrong size.
@@ -288,7 +299,12 @@ def load(
             f"{str(path)!r} is damaged: its checksum {metadata.get('checksum')!r} does not match "
             "its contents; restore it from a backup"
         )
-    plan = Plan.from_json(metadata["plan"])
+    try:
+        plan = Plan.from_json(metadata["plan"])
+    except SpecVersionError:
+        raise
+    except PlanError as error:
+        raise RingFileFormatError(f"{str(path)!r} holds an invalid plan: {error}") from None
     if metadata["spec"] != plan.spec:
         raise SpecVersionError(
             f"metadata spec {metadata['spec']!r} differs from the plan's {plan.spec!r}"

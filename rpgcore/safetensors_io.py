@@ -105,13 +105,17 @@ def encode_header(
         (0, 1)
 
     """
+    if "__metadata__" in tensors:
+        raise RingFileFormatError("a tensor cannot be named '__metadata__'; rename it")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise RingFileFormatError("safetensors metadata must map strings to strings")
     header: dict[str, Any] = {}
     if metadata:
         header["__metadata__"] = dict(metadata)
     arrays = []
     offset = 0
     for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
+        array = np.asarray(tensors[name], order="C")  # keeps 0-d arrays 0-d
         kind = dtype_name(array.dtype)
         array = array.astype(DTYPES[kind], copy=False)  # little-endian on every host
         header[name] = {
@@ -145,6 +149,10 @@ def encode(tensors: Mapping[str, NDArray[Any]], metadata: Mapping[str, str]) -> 
     return head + b"".join(array.tobytes() for array in arrays)
 
 
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
     if len(data) < 8:
         raise RingFileTruncatedError(
@@ -161,7 +169,7 @@ def _header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
         )
     try:
         header = json.loads(bytes(data[8 : 8 + length]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise RingFileFormatError(
             "the header is not UTF-8 JSON: this is not a safetensors file"
         ) from None
@@ -201,8 +209,12 @@ def decode(data: bytes | memoryview) -> tuple[dict[str, NDArray[Any]], dict[str,
     for name, entry in header.items():
         try:
             kind, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-            if not all(isinstance(d, int) and d >= 0 for d in shape) or not (
-                isinstance(begin, int) and isinstance(end, int)
+            if not (
+                isinstance(kind, str)
+                and isinstance(shape, list)
+                and all(_is_count(d) for d in shape)
+                and _is_count(begin)
+                and _is_count(end)
             ):
                 raise TypeError
         except (KeyError, TypeError, ValueError):
