@@ -84,6 +84,9 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Run the code examples of README.md and docs/ (also part of ``tests``)."""
-    _install(session, ".[test]")
+    """Build the documentation site strictly and run its code examples."""
+    _install(session, ".[docs,test]")
     session.run("pytest", "tests/test_docs.py", "-q")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site")
+    )

@@ -4,14 +4,9 @@ The module imports without torch, but every verb raises
 :class:`rpgcore.errors.BackendUnavailableError`.
 """
 
-from typing import NoReturn
-
-from rpgcore.errors import BackendUnavailableError
+from rpgcore._placeholder import placeholder
+from rpgcore.adapters import VERBS
 
 __all__: list[str] = []
 
-
-def __getattr__(name: str) -> NoReturn:
-    raise BackendUnavailableError(
-        f"rpgcore.adapters.torch.{name} is not implemented in this release"
-    )
+__getattr__ = placeholder(__name__, VERBS, "use rpgcore.save and rpgcore.load meanwhile")

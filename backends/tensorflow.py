@@ -5,15 +5,9 @@ The module imports without tensorflow, but every primitive raises
 :mod:`rpgcore.backends.numpy` until it exists.
 """
 
-from typing import NoReturn
-
-from rpgcore.errors import BackendUnavailableError
+from rpgcore._placeholder import placeholder
+from rpgcore.backends import PRIMITIVES
 
 __all__: list[str] = []
 
-
-def __getattr__(name: str) -> NoReturn:
-    raise BackendUnavailableError(
-        f"rpgcore.backends.tensorflow.{name} is not implemented in this release; "
-        "use rpgcore.backends.numpy"
-    )
+__getattr__ = placeholder(__name__, PRIMITIVES, "use rpgcore.backends.numpy")

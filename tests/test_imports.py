@@ -56,6 +56,9 @@ def test_unimplemented_backends_and_adapters_say_so() -> None:
 
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="rpgify"):
         torch_adapter.rpgify  # noqa: B018
+    # Other names are ordinary missing attributes, so tools that probe modules work.
+    assert not hasattr(torch_adapter, "pytest_plugins")
+    assert not hasattr(rpgcore.backends.get("numpy"), "pytest_plugins")
 
 
 def test_numpy_backend_offers_every_primitive() -> None:
