@@ -98,10 +98,6 @@ def threefry2x32(
     return x0.reshape(shape), x1.reshape(shape)
 
 
-def _chunks(start: int, stop: int, step: int) -> range:
-    return range(start, stop, step)
-
-
 def _blocks_and_offsets(size: int, start: int, stop: int) -> tuple[NDArray[np.int64], U32]:
     positions = np.arange(start, stop, dtype=np.int64)
     blocks = positions // size
@@ -189,6 +185,17 @@ def _permute(
     return values.astype(np.int32)
 
 
+def _permute_range(
+    geometry: RingGeometry, start: int, stop: int, inverse: bool
+) -> NDArray[np.int32]:
+    out = np.empty(stop - start, dtype=np.int32)
+    tables = _FeistelTables(geometry)
+    for lo in range(start, stop, CHUNK):
+        hi = min(lo + CHUNK, stop)
+        out[lo - start : hi - start] = _permute(geometry, tables, lo, hi, inverse)
+    return out
+
+
 def _check_range(geometry: RingGeometry, start: int, stop: int, limit: int) -> None:
     if not 0 <= start <= stop <= limit:
         raise ArgumentError(f"position range [{start}, {stop}) is outside [0, {limit})")
@@ -217,12 +224,7 @@ def ring_indices(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.in
 
     """
     _check_range(geometry, start, stop, geometry.generated)
-    out = np.empty(stop - start, dtype=np.int32)
-    tables = _FeistelTables(geometry)
-    for lo in _chunks(start, stop, CHUNK):
-        hi = min(lo + CHUNK, stop)
-        out[lo - start : hi - start] = _permute(geometry, tables, lo, hi, inverse=False)
-    return out
+    return _permute_range(geometry, start, stop, inverse=False)
 
 
 def ring_inverse(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int32]:
@@ -249,12 +251,7 @@ def ring_inverse(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.in
 
     """
     _check_range(geometry, start, stop, geometry.blocks * geometry.size)
-    out = np.empty(stop - start, dtype=np.int32)
-    tables = _FeistelTables(geometry)
-    for lo in _chunks(start, stop, CHUNK):
-        hi = min(lo + CHUNK, stop)
-        out[lo - start : hi - start] = _permute(geometry, tables, lo, hi, inverse=True)
-    return out
+    return _permute_range(geometry, start, stop, inverse=True)
 
 
 def ring_signs(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int8]:
@@ -284,7 +281,7 @@ def ring_signs(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int8
     if not geometry.signed:
         return out
     words_per_block = -(-geometry.size // spec.SIGN_BITS_PER_CALL)
-    for lo in _chunks(start, stop, CHUNK):
+    for lo in range(start, stop, CHUNK):
         hi = min(lo + CHUNK, stop)
         blocks, offsets = _blocks_and_offsets(geometry.size, lo, hi)
         word = blocks * words_per_block + (offsets >> np.uint32(6))
@@ -324,7 +321,7 @@ def init_ring(geometry: RingGeometry, dtype: DTypeLike = np.float32) -> NDArray[
     std = np.float32(geometry.init_std)
     offset = np.int64((2 * spec.INIT_CALLS) << 20)  # 12 uniforms of 20 bits, centred
     shift = np.uint32(spec.INIT_UNIFORM_SHIFT)
-    for lo in _chunks(0, geometry.size, CHUNK):
+    for lo in range(0, geometry.size, CHUNK):
         hi = min(lo + CHUNK, geometry.size)
         entries = np.arange(lo, hi, dtype=np.uint32)
         total = np.full(hi - lo, -offset, dtype=np.int64)
