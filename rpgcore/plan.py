@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -30,120 +30,16 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from rpgcore import spec
+from rpgcore._checks import check_int, check_name, check_shape, resolve_rings
 from rpgcore.backends import numpy as reference
 from rpgcore.errors import PlanError, PlanMismatchError, RingDtypeError, SpecVersionError
 from rpgcore.geometry import RingGeometry
+from rpgcore.plan_json import parse_document, to_json
+from rpgcore.slots import DEFAULT_RING, Ring, Slot, fan_out
 
 __all__ = ["DEFAULT_RING", "Plan", "Ring", "Slot"]
 
-DEFAULT_RING = "global"
-"""Name of the ring of a plan built with a single integer ``ring_size``."""
-
 SCALINGS = ("fan_out", "none")
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One generated kernel.
-
-    Attributes:
-        name: the slot's name, unique in the plan (for example ``"layer1.0.conv1.weight"``).
-        shape: the canonical shape (spec section 2.2).
-        ring: the name of the ring it is generated from.
-        scale: the slot's scale (spec section 5).
-        offset: its first position in the ring's position space.
-
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    ring: str
-    scale: float
-    offset: int
-
-    @property
-    def size(self) -> int:
-        """The number of generated parameters of the slot."""
-        return math.prod(self.shape)
-
-    @property
-    def fan_out(self) -> int:
-        """``shape[0] * product(shape[2:])`` (spec section 5)."""
-        return fan_out(self.shape)
-
-
-@dataclass(frozen=True)
-class Ring:
-    """One ring.
-
-    Attributes:
-        name: the ring's name.
-        id: its 32-bit id, which enters the key derivation.
-        size: ``N``, the number of trainable entries.
-        init_std: the standard deviation of its initial values.
-        generated: ``M``, the number of parameters generated from it.
-
-    """
-
-    name: str
-    id: int
-    size: int
-    init_std: float
-    generated: int
-
-
-def fan_out(shape: tuple[int, ...]) -> int:
-    """He fan-out of a canonical kernel shape: ``shape[0] * product(shape[2:])``.
-
-    Args:
-        shape: a canonical shape.
-
-    Returns:
-        The fan-out.
-
-    Example:
-        >>> fan_out((64, 3, 7, 7)), fan_out((10, 512))
-        (3136, 10)
-
-    """
-    return shape[0] * math.prod(shape[2:])
-
-
-def _check_int(value: object, what: str, low: int, high: int, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise PlanError(f"{what} must be an integer, got {value!r} ({type(value).__name__}); {fix}")
-    number = int(value)
-    if not low <= number <= high:
-        raise PlanError(f"{what} must be in [{low}, {high}], got {number}; {fix}")
-    return number
-
-
-def _check_name(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise PlanError(f"{what} must be a non-empty string without NUL, got {value!r}")
-    return value
-
-
-def _check_shape(name: str, shape: object) -> tuple[int, ...]:
-    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, Iterable):
-        raise PlanError(f"slot {name!r}: shape must be a tuple of ints, got {shape!r}")
-    dims = tuple(shape)
-    if not dims:
-        raise PlanError(f"slot {name!r}: shape must have at least one dimension, got ()")
-    for dim in dims:
-        _check_int(dim, f"slot {name!r}: dimension", 1, 2**62, "give positive dimensions")
-    return tuple(int(d) for d in dims)
-
-
-def _float(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PlanError(f"{what} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise PlanError(f"{what} must be a positive finite number, got {value!r}")
-    return number
 
 
 @dataclass(frozen=True, eq=True)
@@ -208,7 +104,7 @@ class Plan:
             {'x': 5, 'y': 3}
 
         """
-        seed = _check_int(seed, "seed", 0, 2**64 - 1, "pass an integer in [0, 2**64)")
+        seed = check_int(seed, "seed", 0, 2**64 - 1, "pass an integer in [0, 2**64)")
         if mode not in spec.MODES:
             raise PlanError(f"mode must be one of {', '.join(spec.MODES)}; got {mode!r}")
         if scaling not in SCALINGS:
@@ -216,10 +112,9 @@ class Plan:
         if not isinstance(slots, Mapping) or not slots:
             raise PlanError(f"slots must be a non-empty mapping of name to shape, got {slots!r}")
         shapes = {
-            _check_name(name, "slot name"): _check_shape(name, shape)
-            for name, shape in slots.items()
+            check_name(name, "slot name"): check_shape(name, shape) for name, shape in slots.items()
         }
-        membership, sizes = _resolve_rings(shapes, ring_size, groups)
+        membership, sizes = resolve_rings(shapes, ring_size, groups)
         rings: list[Ring] = []
         placed: list[Slot] = []
         for ring_id, (ring_name, size) in enumerate(sizes.items()):
@@ -559,20 +454,7 @@ class Plan:
             '{"spec":"rpg-v1","seed":0,"mod'
 
         """
-        document = {
-            "spec": self.spec,
-            "seed": self.seed,
-            "mode": self.mode,
-            "rings": [
-                {"name": r.name, "id": r.id, "size": r.size, "init_std": r.init_std}
-                for r in self.rings
-            ],
-            "slots": [
-                {"name": s.name, "shape": list(s.shape), "ring": s.ring, "scale": s.scale}
-                for s in self.slots
-            ],
-        }
-        return json.dumps(document, separators=(",", ":"), allow_nan=False)
+        return to_json(self.spec, self.seed, self.mode, self.rings, self.slots)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:
@@ -607,91 +489,8 @@ class Plan:
                 f"{sorted(spec.SUPPORTED_SPECS)}; upgrade rpgcore to read it"
             )
         try:
-            return _plan_from_document(document)
-        except (KeyError, TypeError) as error:
+            return cls._validated(*parse_document(document))
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, PlanError):
+                raise
             raise PlanError(f"the plan JSON is incomplete or malformed: {error!r}") from None
-
-
-def _plan_from_document(document: dict[str, Any]) -> Plan:
-    seed = _check_int(document["seed"], "seed", 0, 2**64 - 1, "the plan JSON is corrupt")
-    mode = document["mode"]
-    if mode not in spec.MODES:
-        raise PlanError(f"plan mode {mode!r} is not one of {', '.join(spec.MODES)}")
-    sizes: dict[str, tuple[int, int, float]] = {}
-    for entry in document["rings"]:
-        name = _check_name(entry["name"], "ring name")
-        if name in sizes:
-            raise PlanError(f"ring {name!r} appears twice in the plan")
-        sizes[name] = (
-            _check_int(entry["id"], f"ring {name!r} id", 0, 2**32 - 1, "ids are 32-bit"),
-            _check_int(
-                entry["size"], f"ring {name!r} size", 1, spec.MAX_RING_SIZE, "use 1 <= N <= 2**31"
-            ),
-            _float(entry["init_std"], f"ring {name!r} init_std"),
-        )
-    if len({ring_id for ring_id, _, _ in sizes.values()}) != len(sizes):
-        raise PlanError("two rings share an id; ids must be distinct")
-    offsets = dict.fromkeys(sizes, 0)
-    slots = []
-    for entry in document["slots"]:
-        name = _check_name(entry["name"], "slot name")
-        ring = entry["ring"]
-        if ring not in sizes:
-            raise PlanError(f"slot {name!r} names ring {ring!r}, which the plan lacks")
-        shape = _check_shape(name, entry["shape"])
-        slots.append(
-            Slot(name, shape, ring, _float(entry["scale"], f"slot {name!r} scale"), offsets[ring])
-        )
-        offsets[ring] += math.prod(shape)
-    if len({slot.name for slot in slots}) != len(slots):
-        raise PlanError("two slots share a name; slot names must be unique")
-    rings = tuple(Ring(name, i, n, std, offsets[name]) for name, (i, n, std) in sizes.items())
-    return Plan._validated(seed, mode, rings, tuple(slots))
-
-
-def _resolve_rings(
-    shapes: dict[str, tuple[int, ...]],
-    ring_size: int | Mapping[str, int],
-    groups: Mapping[str, str] | None,
-) -> tuple[dict[str, str], dict[str, int]]:
-    """Return slot-to-ring membership and ring sizes in id order."""
-    fix = "use 1 <= ring_size <= 2**31"
-    if groups is None:
-        if isinstance(ring_size, Mapping):
-            if len(ring_size) != 1:
-                raise PlanError(
-                    f"ring_size names {len(ring_size)} rings {list(ring_size)} but no groups were "
-                    "given; pass groups={slot: ring} to place slots in rings"
-                )
-            ((ring_name, size),) = ring_size.items()
-            _check_name(ring_name, "ring name")
-        else:
-            ring_name, size = DEFAULT_RING, ring_size
-        return dict.fromkeys(shapes, ring_name), {
-            ring_name: _check_int(size, "ring_size", 1, spec.MAX_RING_SIZE, fix)
-        }
-    if not isinstance(groups, Mapping):
-        raise PlanError(f"groups must be a mapping of slot name to ring name, got {groups!r}")
-    unknown = [name for name in groups if name not in shapes]
-    if unknown:
-        raise PlanError(f"groups names slots {unknown} that are not in slots")
-    unplaced = [name for name in shapes if name not in groups]
-    if unplaced:
-        raise PlanError(f"slots {unplaced} have no ring in groups; give every slot a ring")
-    membership = {name: _check_name(groups[name], f"ring of slot {name!r}") for name in shapes}
-    used = list(dict.fromkeys(membership.values()))
-    if isinstance(ring_size, Mapping):
-        missing = [ring for ring in used if ring not in ring_size]
-        if missing:
-            raise PlanError(f"rings {missing} are used in groups but have no size in ring_size")
-        unused = [ring for ring in ring_size if ring not in used]
-        if unused:
-            raise PlanError(f"rings {unused} have a size but no slots; remove them from ring_size")
-        sizes = {
-            ring: _check_int(size, f"ring_size[{ring!r}]", 1, spec.MAX_RING_SIZE, fix)
-            for ring, size in ring_size.items()
-        }
-    else:
-        size = _check_int(ring_size, "ring_size", 1, spec.MAX_RING_SIZE, fix)
-        sizes = dict.fromkeys(used, size)
-    return membership, sizes
