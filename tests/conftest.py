@@ -55,3 +55,22 @@ def backend(request: pytest.FixtureRequest) -> ModuleType:
                 f"backend {name} is required by RPG_REQUIRE_BACKENDS but unavailable: {error}"
             )
         pytest.skip(f"backend {name} unavailable: {error}")
+
+
+# --------------------------------------------------------------------------- ring file fixtures
+# Shared by tests/test_ringfile_*.py.
+
+
+@pytest.fixture
+def plan() -> rpgcore.Plan:
+    return rpgcore.Plan.build({"conv": (4, 2, 3, 3), "fc": (3, 4)}, ring_size=7, seed=12345)
+
+
+@pytest.fixture
+def multi_plan() -> rpgcore.Plan:
+    return rpgcore.Plan.build(
+        {"a": (4, 4), "b": (2, 3, 3), "c": (5,)},
+        ring_size={"body": 6, "head": 3},
+        groups={"a": "body", "b": "body", "c": "head"},
+        seed=2**64 - 1,
+    )
