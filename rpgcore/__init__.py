@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from rpgcore import backends, errors, layouts, spec
+# _checkout comes first: importing it maps backends/ and adapters/ when
+# rpgcore runs from a source checkout (see rpgcore/_checkout.py).
+from rpgcore import _checkout, backends, errors, layouts, spec  # noqa: F401 (_checkout)
 from rpgcore._version import __version__
 from rpgcore.errors import RpgError
 from rpgcore.plan import Plan, Ring, Slot
@@ -64,7 +66,8 @@ def threefry2x32(
         ``(y0, y1)`` as uint32 arrays of the broadcast shape.
 
     Raises:
-        ArgumentError: a word is not an integer in ``[0, 2**32)``.
+        ArgumentError: ``key`` or ``counter`` is not a pair of integer words in
+            ``[0, 2**32)``, or the words do not broadcast together.
 
     Example:
         >>> y0, y1 = threefry2x32((0, 0), (0, 0))
@@ -74,14 +77,29 @@ def threefry2x32(
     """
     from rpgcore.backends.numpy import threefry2x32 as implementation
 
+    pairs = {"key": key, "counter": counter}
     words: list[Any] = []
-    for value in (*key, *counter):
-        array = np.asarray(value)
-        if array.dtype.kind not in "ui" and array.size:
-            raise errors.ArgumentError(f"threefry2x32 takes integer words, got dtype {array.dtype}")
-        if array.size and (int(array.min()) < 0 or int(array.max()) > 0xFFFFFFFF):
-            raise errors.ArgumentError(
-                "threefry2x32 words must be in [0, 2**32); reduce them modulo 2**32"
-            )
-        words.append(array.astype(np.uint32))
+    for what, pair in pairs.items():
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise errors.ArgumentError(f"{what} must be a pair of 32-bit words, got {pair!r}")
+        for value in pair:
+            array = np.asarray(value)
+            if array.dtype.kind not in "ui" and array.size:
+                raise errors.ArgumentError(
+                    f"{what} words must be unsigned integers, got dtype {array.dtype}; "
+                    "pass numpy uint32 arrays or Python ints"
+                )
+            if array.size and (int(array.min()) < 0 or int(array.max()) > 0xFFFFFFFF):
+                raise errors.ArgumentError(
+                    f"{what} words must be in [0, 2**32), got values from {int(array.min())} "
+                    f"to {int(array.max())}; reduce them modulo 2**32"
+                )
+            words.append(array.astype(np.uint32))
+    try:
+        np.broadcast_shapes(*(word.shape for word in words))
+    except ValueError:
+        shapes = [word.shape for word in words]
+        raise errors.ArgumentError(
+            f"key and counter words of shapes {shapes} do not broadcast; give them one shape"
+        ) from None
     return implementation(*words)

@@ -54,7 +54,10 @@ def check_shape(name: str, shape: object) -> tuple[int, ...]:
 def check_positive_float(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PlanError(f"{what} must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise PlanError(f"{what} must be a positive finite number, got {value!r}") from None
     if not math.isfinite(number) or number <= 0:
         raise PlanError(f"{what} must be a positive finite number, got {value!r}")
     return number

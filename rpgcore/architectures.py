@@ -19,9 +19,27 @@ from __future__ import annotations
 
 from rpgcore.errors import ArgumentError
 
-__all__ = ["ARCHITECTURES", "resnet"]
+__all__ = ["ARCHITECTURES", "buffers", "resnet"]
 
 _STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+_BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def buffers(extras: dict[str, tuple[int, ...]]) -> list[str]:
+    """The extras that are batch-norm state (statistics, counters), not parameters.
+
+    Args:
+        extras: extra names to shapes, as :func:`resnet` returns them.
+
+    Returns:
+        The names of the non-trainable extras, in order.
+
+    Example:
+        >>> buffers({"bn1.weight": (4,), "bn1.running_var": (4,)})
+        ['bn1.running_var']
+
+    """
+    return [name for name in extras if name.endswith(_BUFFER_SUFFIXES)]
 
 
 def _batch_norm(extras: dict[str, tuple[int, ...]], name: str, channels: int) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from rpgcore import ringfile, spec
 from rpgcore._version import __version__
-from rpgcore.architectures import ARCHITECTURES
+from rpgcore.architectures import ARCHITECTURES, buffers
 from rpgcore.errors import RpgError
 from rpgcore.plan import Plan
 
@@ -95,7 +95,9 @@ def describe(path: str) -> str:
     """
     plan, rings, extras = ringfile.load(path)
     metadata = ringfile.read_metadata(path)
-    extra_count = sum(int(a.size) for a in extras.values())
+    state = set(ringfile.buffer_names(metadata))
+    extra_count = sum(int(a.size) for name, a in extras.items() if name not in state)
+    state_count = sum(int(a.size) for name, a in extras.items() if name in state)
     dof = plan.ring_parameters + extra_count
     dense = plan.generated_size + extra_count
     lines = [
@@ -105,7 +107,8 @@ def describe(path: str) -> str:
         f"{len(plan.slots)} slots, {len(plan.rings)} ring(s)",
         f"generated    {_count(plan.generated_size)} parameters (M)",
         f"ring         {_count(plan.ring_parameters)} parameters (N, trainable)",
-        f"extras       {_count(extra_count)} parameters in {len(extras)} tensors",
+        f"extras       {_count(extra_count)} parameters and {_count(state_count)} buffer values "
+        f"in {len(extras)} tensors",
         f"DoF          {_count(dof)} of {_count(dense)} "
         f"for the dense model ({100 * dof / dense:.2f}%)",
         f"compression  {plan.compression_ratio:.2f}x (M / ring parameters)",
@@ -157,7 +160,8 @@ def describe(path: str) -> str:
 
 def _init(args: argparse.Namespace) -> None:
     generated, extras = ARCHITECTURES[args.arch]()
-    extra_count = sum(math.prod(shape) for shape in extras.values())
+    state = buffers(extras)
+    extra_count = sum(math.prod(shape) for name, shape in extras.items() if name not in state)
     if args.dof is not None:
         ring_size = args.dof - extra_count
         if ring_size < 1:
@@ -169,7 +173,7 @@ def _init(args: argparse.Namespace) -> None:
         ring_size = args.ring_size
     plan = Plan.build(generated, ring_size=ring_size, seed=args.seed, mode=args.mode)
     tensors = {name: _initial_extra(name, shape) for name, shape in extras.items()}
-    ringfile.save(args.file, plan, plan.init_ring(), extras=tensors)
+    ringfile.save(args.file, plan, plan.init_ring(), extras=tensors, buffers=state)
     print(
         f"wrote {args.file}: {args.arch}, ring {ring_size:,}, "
         f"{plan.generated_size:,} generated parameters"
@@ -202,7 +206,9 @@ def _parser() -> _Parser:
     size.add_argument(
         "--ring-size", type=int, default=45_000, help="ring entries N (default 45000)"
     )
-    size.add_argument("--dof", type=int, help="total trainable parameters wanted (ring + extras)")
+    size.add_argument(
+        "--dof", type=int, help="trainable parameters wanted (ring + trainable extras)"
+    )
     init.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64) (default 0)")
     init.add_argument("--mode", choices=spec.MODES, default="perm_sign", help="generator mode")
     return parser

@@ -31,7 +31,12 @@ __all__ = [
     "channels_last_axes",
     "channels_last_shape",
     "from_channels_last",
+    "from_depthwise",
+    "from_spatial_first",
+    "spatial_first_axes",
     "to_channels_last",
+    "to_depthwise",
+    "to_spatial_first",
 ]
 
 
@@ -128,3 +133,108 @@ def from_channels_last(kernel: NDArray[Any]) -> NDArray[Any]:
 
     """
     return np.transpose(kernel, _inverse(channels_last_axes(kernel.ndim)))
+
+
+def spatial_first_axes(ndim: int) -> tuple[int, ...]:
+    """Axes that take a canonical kernel to spatial-first: ``(2, ..., ndim-1, 0, 1)``.
+
+    Flax's ``ConvTranspose`` stores ``(*spatial, in, out)`` for PyTorch's
+    ``(in, out/groups, *spatial)``: the channel order is kept.
+
+    Args:
+        ndim: the kernel's number of dimensions, at least 2.
+
+    Returns:
+        The ``numpy.transpose`` axes.
+
+    Raises:
+        PlanError: ``ndim < 2``.
+
+    Example:
+        >>> spatial_first_axes(4)
+        (2, 3, 0, 1)
+
+    """
+    if ndim < 2:
+        raise PlanError(f"a kernel layout needs at least 2 dimensions, got {ndim}")
+    return (*range(2, ndim), 0, 1)
+
+
+def to_spatial_first(kernel: NDArray[Any]) -> NDArray[Any]:
+    """Move a canonical kernel to the spatial-first layout (a view).
+
+    Args:
+        kernel: a canonical kernel ``(A, B, *spatial)``.
+
+    Returns:
+        The kernel as ``(*spatial, A, B)``.
+
+    Example:
+        >>> to_spatial_first(np.zeros((8, 4, 3, 3))).shape
+        (3, 3, 8, 4)
+
+    """
+    return np.transpose(kernel, spatial_first_axes(kernel.ndim))
+
+
+def from_spatial_first(kernel: NDArray[Any]) -> NDArray[Any]:
+    """Move a spatial-first kernel back to the canonical layout (a view).
+
+    Args:
+        kernel: a kernel ``(*spatial, A, B)``.
+
+    Returns:
+        The canonical kernel ``(A, B, *spatial)``.
+
+    Example:
+        >>> from_spatial_first(np.zeros((3, 3, 8, 4))).shape
+        (8, 4, 3, 3)
+
+    """
+    return np.transpose(kernel, _inverse(spatial_first_axes(kernel.ndim)))
+
+
+def to_depthwise(kernel: NDArray[Any], multiplier: int) -> NDArray[Any]:
+    """Move a canonical depthwise kernel to Keras' ``(*spatial, in, multiplier)``.
+
+    Args:
+        kernel: canonical ``(in * multiplier, 1, *spatial)``.
+        multiplier: the depth multiplier.
+
+    Returns:
+        The kernel as ``(*spatial, in, multiplier)``.
+
+    Raises:
+        PlanError: the kernel is not depthwise-shaped for ``multiplier``.
+
+    Example:
+        >>> to_depthwise(np.zeros((6, 1, 3, 3)), 2).shape
+        (3, 3, 3, 2)
+
+    """
+    if kernel.ndim < 3 or kernel.shape[1] != 1 or kernel.shape[0] % multiplier:
+        raise PlanError(
+            f"a depthwise kernel has shape (in * multiplier, 1, *spatial); got {kernel.shape} "
+            f"with multiplier {multiplier}"
+        )
+    last = to_channels_last(kernel)
+    return last.reshape(*last.shape[:-2], kernel.shape[0] // multiplier, multiplier)
+
+
+def from_depthwise(kernel: NDArray[Any]) -> NDArray[Any]:
+    """Move a Keras depthwise kernel ``(*spatial, in, multiplier)`` to canonical.
+
+    Args:
+        kernel: the kernel as ``(*spatial, in, multiplier)``.
+
+    Returns:
+        The canonical ``(in * multiplier, 1, *spatial)`` kernel.
+
+    Example:
+        >>> k = np.arange(54.0).reshape(6, 1, 3, 3)
+        >>> bool((from_depthwise(to_depthwise(k, 2)) == k).all())
+        True
+
+    """
+    *spatial, channels, multiplier = kernel.shape
+    return from_channels_last(kernel.reshape(*spatial, 1, channels * multiplier))

@@ -197,7 +197,7 @@ class Plan:
         """
         try:
             return self._slot_map[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise PlanError(
                 f"no slot {name!r} in the plan; slots are {list(self._slot_map)}"
             ) from None
@@ -221,7 +221,7 @@ class Plan:
         """
         try:
             return self._ring_map[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise PlanError(
                 f"no ring {name!r} in the plan; rings are {list(self._ring_map)}"
             ) from None
@@ -312,7 +312,12 @@ class Plan:
             (5,)
 
         """
-        kind = np.dtype(dtype)
+        try:
+            kind = np.dtype(dtype)
+        except TypeError:
+            raise RingDtypeError(
+                f"{dtype!r} is not a dtype; use a floating dtype such as float32"
+            ) from None
         if kind.kind != "f":
             raise RingDtypeError(f"a ring must have a floating dtype, got {kind}; use float32")
         if name is not None:
@@ -404,10 +409,12 @@ class Plan:
             grads: slot name to kernel gradient (canonical shape), for every slot.
 
         Returns:
-            Ring name to ring gradient, in the gradients' floating dtype.
+            Ring name to ring gradient, in ``numpy.result_type(float32, *grads)``:
+            float32 for float16, float32 or integer gradients, float64 for float64.
 
         Raises:
             PlanMismatchError: a slot is missing, unknown or has the wrong shape.
+            RingDtypeError: a gradient is not real (complex, strings, objects).
 
         Example:
             >>> plan = Plan.build({"w": (2, 3)}, ring_size=4, mode="none", scaling="none")
@@ -423,6 +430,11 @@ class Plan:
                 f"missing {sorted(missing)}, unknown {sorted(extra)}"
             )
         arrays = {name: np.asarray(grads[name]) for name in self.slot_names}
+        for name, array in arrays.items():
+            if array.dtype.kind not in "biuf":
+                raise RingDtypeError(
+                    f"gradient of {name!r} has dtype {array.dtype}; pass real numbers (float32)"
+                )
         dtype = np.result_type(np.float32, *arrays.values())
         result = {}
         for ring in self.rings:
@@ -476,21 +488,26 @@ class Plan:
             True
 
         """
+        if not isinstance(text, str | bytes | bytearray):
+            raise PlanError(f"a plan is read from JSON text, got {type(text).__name__}")
         try:
             document = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise PlanError(f"the plan is not valid JSON: {error}") from None
+        except (ValueError, RecursionError) as error:
+            raise PlanError(f"the plan is not valid JSON ({error}); was it cut short?") from None
         if not isinstance(document, dict):
             raise PlanError(f"the plan JSON must be an object, got {type(document).__name__}")
         version = document.get("spec")
-        if version not in spec.SUPPORTED_SPECS:
+        if not isinstance(version, str) or version not in spec.SUPPORTED_SPECS:
             raise SpecVersionError(
                 f"the plan uses generator spec {version!r}, this rpgcore knows "
                 f"{sorted(spec.SUPPORTED_SPECS)}; upgrade rpgcore to read it"
             )
         try:
             return cls._validated(*parse_document(document))
-        except (KeyError, TypeError, ValueError) as error:
-            if isinstance(error, PlanError):
-                raise
-            raise PlanError(f"the plan JSON is incomplete or malformed: {error!r}") from None
+        except PlanError:
+            raise
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
+            raise PlanError(
+                f"the plan JSON is incomplete or malformed ({type(error).__name__}: {error}); "
+                "write plans with Plan.to_json"
+            ) from None

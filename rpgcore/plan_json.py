@@ -79,8 +79,10 @@ def parse_document(
             ),
             check_positive_float(entry["init_std"], f"ring {name!r} init_std"),
         )
-    if len({ring_id for ring_id, _, _ in sizes.values()}) != len(sizes):
-        raise PlanError("two rings share an id; ids must be distinct")
+    ids = [ring_id for ring_id, _, _ in sizes.values()]
+    shared = sorted({ring_id for ring_id in ids if ids.count(ring_id) > 1})
+    if shared:
+        raise PlanError(f"ring ids {shared} are used by several rings; ids must be distinct")
     offsets = dict.fromkeys(sizes, 0)
     slots = []
     for entry in document["slots"]:
@@ -99,7 +101,9 @@ def parse_document(
             )
         )
         offsets[ring] += math.prod(shape)
-    if len({slot.name for slot in slots}) != len(slots):
-        raise PlanError("two slots share a name; slot names must be unique")
+    names = [slot.name for slot in slots]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise PlanError(f"slot names {repeated} appear several times; slot names must be unique")
     rings = tuple(Ring(name, i, n, std, offsets[name]) for name, (i, n, std) in sizes.items())
     return seed, mode, rings, tuple(slots)

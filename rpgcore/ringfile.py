@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 from rpgcore import safetensors_io, spec
 from rpgcore._version import __version__
 from rpgcore.errors import (
+    ArgumentError,
     ChecksumError,
     PlanError,
     PlanMismatchError,
@@ -56,23 +57,30 @@ from rpgcore.errors import (
 )
 from rpgcore.plan import Plan
 
-__all__ = ["FORMAT", "checksum", "load", "read_metadata", "save"]
+__all__ = ["FORMAT", "buffer_names", "checksum", "load", "read_metadata", "save"]
 
 FORMAT = "rpgcore-ring"
 RING_PREFIX = "rings/"
 EXTRA_PREFIX = "extras/"
 RING_DTYPES = frozenset({"F16", "F32", "F64"})
+METADATA_KEYS = frozenset({"format", "spec", "plan", "buffers", "rpgcore", "checksum"})
+"""Every metadata key a ring file may hold; any other key is an error."""
 
 
-def checksum(plan_json: str, tensors: Mapping[str, NDArray[Any]]) -> str:
-    """The ring file checksum: SHA-256 over the plan and every tensor.
+def checksum(
+    plan_json: str, tensors: Mapping[str, NDArray[Any]], buffers: Iterable[str] = ()
+) -> str:
+    """The ring file checksum: SHA-256 over the plan, the buffer list and every tensor.
 
-    Each tensor, in sorted name order, contributes its name, safetensors
-    dtype, shape and little-endian bytes, each followed by a NUL byte.
+    The plan JSON and then the JSON list of sorted buffer names come first,
+    each followed by a NUL byte; then each tensor, in sorted name order,
+    contributes its name, safetensors dtype and shape (each followed by a
+    NUL byte) and its little-endian bytes.
 
     Args:
         plan_json: the plan JSON text.
         tensors: the file's tensors under their full names.
+        buffers: names of the extras that are not trainable.
 
     Returns:
         ``"sha256:<64 hex digits>"``.
@@ -83,6 +91,7 @@ def checksum(plan_json: str, tensors: Mapping[str, NDArray[Any]]) -> str:
 
     """
     digest = hashlib.sha256(plan_json.encode("utf-8") + b"\0")
+    digest.update(json.dumps(sorted(buffers)).encode("utf-8") + b"\0")
     for name in sorted(tensors):
         array = np.asarray(tensors[name], order="C")  # keeps 0-d arrays 0-d
         kind = safetensors_io.dtype_name(array.dtype)
@@ -94,6 +103,12 @@ def checksum(plan_json: str, tensors: Mapping[str, NDArray[Any]]) -> str:
 def _collect(
     plan: Plan, rings: ArrayLike | Mapping[str, ArrayLike], extras: Mapping[str, ArrayLike] | None
 ) -> dict[str, NDArray[Any]]:
+    if not isinstance(plan, Plan):
+        raise ArgumentError(f"plan must be an rpgcore.Plan, got {type(plan).__name__}")
+    if extras is not None and not isinstance(extras, Mapping):
+        raise ArgumentError(
+            f"extras must be a mapping of name to array, got {type(extras).__name__}"
+        )
     tensors = {RING_PREFIX + name: array for name, array in plan.check_rings(rings).items()}
     for name, array in tensors.items():
         if safetensors_io.dtype_name(array.dtype) not in RING_DTYPES:
@@ -104,9 +119,48 @@ def _collect(
         if not isinstance(name, str) or not name:
             raise PlanError(f"extra tensor names must be non-empty strings, got {name!r}")
         array = np.asarray(value)
-        safetensors_io.dtype_name(array.dtype)  # raises RingDtypeError early, before any write
+        try:  # fail before anything is written
+            safetensors_io.dtype_name(array.dtype)
+        except RingDtypeError as error:
+            raise RingDtypeError(f"extra tensor {name!r}: {error}") from None
         tensors[EXTRA_PREFIX + name] = array
     return tensors
+
+
+def _check_buffers(buffers: Iterable[str], extras: Mapping[str, Any]) -> list[str]:
+    if isinstance(buffers, str):
+        raise ArgumentError(f"buffers must be a list of extra names, got the string {buffers!r}")
+    names = sorted(set(buffers))
+    unknown = [name for name in names if name not in extras]
+    if unknown:
+        raise ArgumentError(f"buffers {unknown} are not extras; list only names given in extras")
+    return names
+
+
+def buffer_names(metadata: Mapping[str, str]) -> list[str]:
+    """The names of the non-trainable extras recorded in a ring file's metadata.
+
+    Args:
+        metadata: the metadata, as :func:`read_metadata` returns it.
+
+    Returns:
+        Sorted extra names; empty for files that record none.
+
+    Raises:
+        RingFileFormatError: the ``buffers`` entry is not a JSON list of strings.
+
+    Example:
+        >>> buffer_names({"buffers": '["bn.running_mean"]'})
+        ['bn.running_mean']
+
+    """
+    try:
+        names = json.loads(metadata.get("buffers", "[]"))
+    except (ValueError, RecursionError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise RingFileFormatError("the ring file's buffers entry is not a JSON list of names")
+    return sorted(names)
 
 
 def save(
@@ -114,6 +168,8 @@ def save(
     plan: Plan,
     rings: ArrayLike | Mapping[str, ArrayLike],
     extras: Mapping[str, ArrayLike] | None = None,
+    *,
+    buffers: Iterable[str] = (),
 ) -> None:
     """Write a ring file atomically.
 
@@ -123,11 +179,16 @@ def save(
         plan: the plan the rings belong to.
         rings: one array for a single-ring plan, or ring name to array.
         extras: other tensors (name to array), stored under ``extras/``.
+        buffers: names of the extras that are state, not trainable parameters
+            (normalisation statistics, counters); ``rpgcore inspect`` leaves
+            them out of the degrees of freedom.
 
     Raises:
         PlanMismatchError: rings missing, unknown or of the wrong size.
         RingDtypeError: a ring is not float16/32/64, or an extra has a dtype
             safetensors cannot hold.
+        ArgumentError: ``plan`` is not a Plan, ``extras`` not a mapping, or
+            ``buffers`` names something that is not an extra.
         RingFileError: the folder does not exist or the target is a folder.
         RingFileWriteError: writing failed (disk full, permissions); it is
             also an ``OSError``, and the previous file is kept.
@@ -140,13 +201,15 @@ def save(
     """
     target = Path(path)
     tensors = _collect(plan, rings, extras)
+    state = _check_buffers(buffers, extras or {})
     plan_json = plan.to_json()
     metadata = {
         "format": FORMAT,
         "spec": plan.spec,
         "plan": plan_json,
+        "buffers": json.dumps(state),
         "rpgcore": __version__,
-        "checksum": checksum(plan_json, tensors),
+        "checksum": checksum(plan_json, tensors, state),
     }
     head, arrays = safetensors_io.encode_header(tensors, metadata)
     folder = target.parent if str(target.parent) else Path(".")
@@ -206,7 +269,10 @@ def _sync_folder(folder: Path) -> None:
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
     target = Path(path)
     try:
-        data = target.read_bytes()
+        with open(target, "rb") as stream:
+            # A bytearray, so that the loaded arrays are writable views of it.
+            data = bytearray(os.fstat(stream.fileno()).st_size)
+            del data[stream.readinto(data) :]
     except FileNotFoundError:
         raise RingFileNotFoundError(
             f"ring file {str(target)!r} does not exist; check the path"
@@ -251,6 +317,12 @@ def _check_metadata(path: str | os.PathLike[str], metadata: Mapping[str, str]) -
             f"{str(path)!r} is a safetensors file but not an rpgcore ring file "
             f"(format {metadata.get('format')!r}); write it with rpgcore.save"
         )
+    unknown = sorted(set(metadata) - METADATA_KEYS)
+    if unknown:
+        raise RingFileFormatError(
+            f"{str(path)!r} has unknown metadata {unknown}: the file was altered or written "
+            "by a newer rpgcore; upgrade rpgcore or rewrite it with rpgcore.save"
+        )
     version = metadata.get("spec")
     if version not in spec.SUPPORTED_SPECS:
         raise SpecVersionError(
@@ -269,7 +341,8 @@ def load(
         path: the ring file.
 
     Returns:
-        ``(plan, rings, extras)``: rings and extras map names to arrays.
+        ``(plan, rings, extras)``: rings and extras map names to writable
+        arrays (a ring can be updated in place and saved again).
 
     Raises:
         RingFileNotFoundError: no such file.
@@ -293,7 +366,7 @@ def load(
     """
     tensors, raw_metadata = _read(path)
     metadata = _check_metadata(path, raw_metadata)
-    expected = checksum(metadata["plan"], tensors)
+    expected = checksum(metadata["plan"], tensors, buffer_names(metadata))
     if metadata.get("checksum") != expected:
         raise ChecksumError(
             f"{str(path)!r} is damaged: its checksum {metadata.get('checksum')!r} does not match "
@@ -307,7 +380,8 @@ def load(
         raise RingFileFormatError(f"{str(path)!r} holds an invalid plan: {error}") from None
     if metadata["spec"] != plan.spec:
         raise SpecVersionError(
-            f"metadata spec {metadata['spec']!r} differs from the plan's {plan.spec!r}"
+            f"{str(path)!r}: metadata spec {metadata['spec']!r} differs from the plan's "
+            f"{plan.spec!r}; the file was altered, rewrite it with rpgcore.save"
         )
     rings: dict[str, NDArray[Any]] = {}
     extras: dict[str, NDArray[Any]] = {}

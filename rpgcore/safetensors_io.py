@@ -153,7 +153,7 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
+def _header(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], int]:
     if len(data) < 8:
         raise RingFileTruncatedError(
             f"the file has {len(data)} bytes, fewer than the 8-byte header length"
@@ -178,15 +178,16 @@ def _header(data: bytes | memoryview) -> tuple[dict[str, Any], int]:
     return header, 8 + length
 
 
-def decode(data: bytes | memoryview) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
+def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
     """Decode safetensors bytes, validating every entry.
 
     Args:
         data: the file's bytes.
 
     Returns:
-        ``(tensors, metadata)``; arrays are read-only views of ``data`` when
-        possible, in native byte order otherwise.
+        ``(tensors, metadata)``; arrays are views of ``data`` (writable when
+        ``data`` is a ``bytearray``), or copies where the host byte order
+        differs.
 
     Raises:
         RingFileTruncatedError: the data ends before what the header announces.

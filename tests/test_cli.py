@@ -17,7 +17,14 @@ from rpgcore.cli import main
 
 RESNET18_GENERATED = 11_166_912
 GENERATED, EXTRAS = resnet(18)
-EXTRA_COUNT = sum(math.prod(shape) for shape in EXTRAS.values())
+# Batch-norm statistics and counters are state, not degrees of freedom.
+STATE = {
+    n
+    for n in EXTRAS
+    if n.rsplit(".", 1)[1] in ("running_mean", "running_var", "num_batches_tracked")
+}
+TRAINABLE_COUNT = sum(math.prod(shape) for name, shape in EXTRAS.items() if name not in STATE)
+STATE_COUNT = sum(math.prod(shape) for name, shape in EXTRAS.items() if name in STATE)
 SCRIPT = Path(sys.executable).parent / ("rpgcore.exe" if os.name == "nt" else "rpgcore")
 
 
@@ -113,9 +120,12 @@ def test_inspect(resnet_file, capsys):
     assert status == 0
     assert err == ""
     check_inspect_output(out, resnet_file, ring_size=45_000)
-    assert f"{EXTRA_COUNT:,} parameters in {len(EXTRAS)} tensors" in out
-    dof = 45_000 + EXTRA_COUNT
-    assert f"DoF          {dof:,} of {RESNET18_GENERATED + EXTRA_COUNT:,}" in out
+    assert (
+        f"{TRAINABLE_COUNT:,} parameters and {STATE_COUNT:,} buffer values in {len(EXTRAS)} tensors"
+        in out
+    )
+    dof = 45_000 + TRAINABLE_COUNT
+    assert f"DoF          {dof:,} of {RESNET18_GENERATED + TRAINABLE_COUNT:,}" in out
     assert "248.15x" in out
 
 
@@ -139,18 +149,19 @@ def test_inspect_multi_ring_file(tmp_path, capsys):
     assert "68 parameters (M)" in out
     assert "14 parameters (N, trainable)" in out
     assert f"{68 / 14:.2f}x" in out
-    assert "4 parameters in 1 tensors" in out
+    assert "4 parameters and 0 buffer values in 1 tensors" in out
 
 
-@pytest.mark.parametrize("dof", [600_000, EXTRA_COUNT + 1, 2_000_000])
+@pytest.mark.parametrize("dof", [600_000, TRAINABLE_COUNT + 1, 2_000_000])
 def test_init_dof(tmp_path, capsys, dof):
     path = tmp_path / "dof.safetensors"
     status, out, err = run_in_process(capsys, "init", "resnet18", str(path), "--dof", str(dof))
     assert status == 0, err
-    ring_size = dof - EXTRA_COUNT
+    ring_size = dof - TRAINABLE_COUNT
     plan, _, extras = rpgcore.load(path)
     assert plan.ring_sizes == {"global": ring_size}
-    assert plan.ring_parameters + sum(a.size for a in extras.values()) == dof
+    assert plan.ring_parameters + sum(a.size for n, a in extras.items() if n not in STATE) == dof
+    assert set(rpgcore.ringfile.buffer_names(rpgcore.ringfile.read_metadata(path))) == STATE
     assert f"ring {ring_size:,}" in out
     status, out, _ = run_in_process(capsys, "inspect", str(path))
     assert status == 0
@@ -239,7 +250,7 @@ ERROR_CASES = {
         ["--dof"],
     ),
     "dof equal to extras": (
-        ["init", "resnet18", "{dir}/out.safetensors", "--dof", str(EXTRA_COUNT)],
+        ["init", "resnet18", "{dir}/out.safetensors", "--dof", str(TRAINABLE_COUNT)],
         None,
         ["--dof"],
     ),
@@ -254,7 +265,11 @@ ERROR_CASES = {
         None,
         ["abc"],
     ),
-    "ring size 0": (["init", "resnet18", "{dir}/out.safetensors", "--ring-size", "0"], None, ["0"]),
+    "ring size 0": (
+        ["init", "resnet18", "{dir}/out.safetensors", "--ring-size", "0"],
+        None,
+        ["ring_size must be in [1, 2147483648], got 0"],
+    ),
     "ring size and dof": (
         ["init", "resnet18", "{dir}/out.safetensors", "--ring-size", "5", "--dof", "600000"],
         None,
@@ -352,7 +367,9 @@ def test_dof_subprocess(tmp_path, runner):
     result = runner("init", "resnet18", "d.safetensors", "--dof", "600000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     plan, _, extras = rpgcore.load(tmp_path / "d.safetensors")
-    assert plan.ring_parameters + sum(a.size for a in extras.values()) == 600_000
+    assert (
+        plan.ring_parameters + sum(a.size for n, a in extras.items() if n not in STATE) == 600_000
+    )
 
 
 @pytest.mark.parametrize("runner", [run_module, run_script], ids=["module", "script"])

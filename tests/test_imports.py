@@ -16,6 +16,18 @@ FRAMEWORKS = ("torch", "jax", "jaxlib", "tensorflow", "keras", "cupy", "flax", "
 
 SCRIPT = """
 import json, sys, tempfile, os
+
+class Blocker:
+    # Records every attempt to import a framework, even one that would fail,
+    # so that a guarded `try: import torch` cannot hide.
+    attempts = []
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in FRAMEWORKS:
+            self.attempts.append(fullname)
+            raise ImportError(f"blocked {fullname}")
+        return None
+
+sys.meta_path.insert(0, Blocker())
 import rpgcore, rpgcore.backends.numpy, rpgcore.cli, rpgcore.layouts, rpgcore.architectures
 import rpgcore.adapters, rpgcore.backends
 plan = rpgcore.Plan.build({"w": (4, 4), "v": (3, 2)}, ring_size=5)
@@ -24,7 +36,9 @@ plan.contract(kernels)
 path = os.path.join(tempfile.mkdtemp(), "r.safetensors")
 rpgcore.save(path, plan, plan.init_ring())
 rpgcore.load(path)
-print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in FRAMEWORKS)))
+rpgcore.cli.main(["--version"])
+loaded = sorted(name for name in sys.modules if name.split(".")[0] in FRAMEWORKS)
+print(json.dumps({"loaded": loaded, "attempts": Blocker.attempts}))
 """
 
 
@@ -34,7 +48,41 @@ def test_core_imports_no_framework(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert json.loads(result.stdout) == []
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report == {"loaded": [], "attempts": []}
+
+
+def test_the_blocker_sees_guarded_imports(tmp_path: Path) -> None:
+    # The check above can fail: a guarded import of a framework is recorded.
+    code = f"FRAMEWORKS = {FRAMEWORKS!r}\n" + SCRIPT.replace(
+        "import rpgcore, ",
+        "try:\n    import torch\nexcept ImportError:\n    pass\nimport rpgcore, ",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert json.loads(result.stdout.splitlines()[-1])["attempts"] == ["torch"]
+
+
+def test_checkout_imports_the_same_modules_as_an_install() -> None:
+    # From the repository root, the checkout's rpgcore/ comes first on sys.path;
+    # backends/ and adapters/ must still import as rpgcore.backends and rpgcore.adapters.
+    root = Path(__file__).parent.parent
+    code = (
+        "import rpgcore, rpgcore.backends.numpy as numpy_backend, rpgcore.adapters as adapters\n"
+        "print(numpy_backend.__file__); print(adapters.__file__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        str(root / "backends" / "numpy.py"),
+        str(root / "adapters" / "__init__.py"),
+    ]
+    version = subprocess.run(
+        [sys.executable, "-m", "rpgcore", "--version"], capture_output=True, text=True, cwd=root
+    )
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("rpgcore ")
 
 
 def test_backends_and_adapters_are_subpackages_not_top_level() -> None:

@@ -9,6 +9,11 @@ the spec's own claims (Random123 vectors, bijectivity, use counts, inverse
 permutation, exact float32 rounding, contraction = transpose of the
 generator), writes ``tests/kat/rpg_v1.json`` and prints a markdown block for
 section 9 of ``docs/spec.md``.  Standard library only.
+
+Besides indices, signs and initial rings, every case stores the generated
+float32 kernels of its own initial ring (section 5) and, unless truncated, the
+float64 ring gradient (section 7) of the deterministic gradient
+:func:`contract_gradient` (no RNG; formula in ``CONTRACT_GRADIENT``).
 """
 
 import json
@@ -35,6 +40,28 @@ RANDOM123_VECTORS = (
 
 PREVIEW_INDICES = 16
 PREVIEW_INIT = 4
+
+CONTRACT_GRADIENT = (
+    "G[slot][j] = ((j * 7919 + i * 104729) % 2001 - 1000) / 1000.0, where i is the "
+    "slot's index in plan['slots'] (plan order, counted across all rings, from 0), "
+    "j the element's row-major position inside the slot's canonical shape (from 0), "
+    "the integer expression is evaluated exactly (% is the non-negative remainder) "
+    "and / is one IEEE double division (correctly rounded); G[slot] has the slot's "
+    "canonical shape"
+)
+
+
+def gradient_value(slot_index: int, j: int) -> float:
+    """One element of the deterministic kernel gradient (``CONTRACT_GRADIENT``)."""
+    return ((j * 7919 + slot_index * 104729) % 2001 - 1000) / 1000.0
+
+
+def contract_gradient(plan: dict[str, Any]) -> dict[str, list[float]]:
+    """The deterministic kernel gradients of a plan, flat in row-major order."""
+    return {
+        slot["name"]: [gradient_value(i, j) for j in range(math.prod(slot["shape"]))]
+        for i, slot in enumerate(plan["slots"])
+    }
 
 
 def kat_plans() -> list[dict[str, Any]]:
@@ -203,12 +230,21 @@ def check_init_rounding(plan: dict[str, Any], gen: dict[str, Any]) -> None:
 
 
 def check_contract(plan: dict[str, Any], seed: int) -> None:
-    """contract() equals the transpose of the generator, summed by increasing k."""
+    """contract() equals the transpose of the generator, on a random gradient."""
     rng = random.Random(seed)
-    gen = ref.generate(plan)
     grads = {
         s["name"]: [rng.uniform(-1, 1) for _ in range(math.prod(s["shape"]))] for s in plan["slots"]
     }
+    check_contract_on(plan, grads)
+
+
+def check_contract_on(plan: dict[str, Any], grads: dict[str, list[float]]) -> None:
+    """contract() equals the transpose of the generator, summed by increasing k.
+
+    For one ring entry, increasing k is increasing block q, the order of
+    section 7, so the two sums are the same float64 operations.
+    """
+    gen = ref.generate(plan)
     expected = {r["name"]: [0.0] * r["size"] for r in plan["rings"]}
     for s in plan["slots"]:  # slots of a ring are in increasing-k order
         data = gen["slots"][s["name"]]
@@ -219,6 +255,37 @@ def check_contract(plan: dict[str, Any], seed: int) -> None:
     for name, values in expected.items():
         if got[name] != values:
             raise AssertionError(f"contract() disagrees with the transpose on {name}")
+
+
+def check_kernels(
+    plan: dict[str, Any], gen: dict[str, Any], kernels: dict[str, list[float]]
+) -> None:
+    """Every kernel value is the exact float32 rounding of scale32 * s * W[u] (section 5)."""
+    values: dict[str, dict[int, Fraction]] = {}
+    for ring in plan["rings"]:
+        keys = ref.stream_keys(plan["seed"], ring["id"])
+        std32 = round_f32_exact(Fraction(ring["init_std"]))
+        known = values[ring["name"]] = {}
+        used = {
+            u
+            for s in plan["slots"]
+            if s["ring"] == ring["name"]
+            for u in gen["slots"][s["name"]]["indices"]
+        }
+        for u in used:
+            known[u] = round_f32_exact(std32 * Fraction(ref.init_z(keys["init"], u)))
+    for slot in plan["slots"]:
+        data = gen["slots"][slot["name"]]
+        got = kernels[slot["name"]]
+        if len(got) != len(data["indices"]):
+            raise AssertionError(f"kernel {slot['name']}: wrong length")
+        scale32 = round_f32_exact(Fraction(slot["scale"]))
+        w = values[slot["ring"]]
+        for p, (u, sg, value) in enumerate(zip(data["indices"], data["signs"], got, strict=True)):
+            if Fraction(value) != round_f32_exact(scale32 * sg * w[u]):
+                raise AssertionError(f"kernel {slot['name']}[{p}] is not correctly rounded")
+            if ref.fl32(value) != value:
+                raise AssertionError(f"kernel {slot['name']}[{p}] is not a float32")
 
 
 def check_sqrt_readings(plan: dict[str, Any]) -> list[str]:
@@ -276,6 +343,7 @@ def main() -> int:
             check_blocks(plan, ring["name"])
     for name in ("a1", "a2", "a3", "a4", "b", "c1", "c2", "d"):
         check_contract(by_name[name]["plan"], seed=len(name) * 31 + ord(name[0]))
+        check_contract_on(by_name[name]["plan"], contract_gradient(by_name[name]["plan"]))
     check_single_block(by_name["e"]["plan"], q=0)
 
     sqrt_notes: list[str] = []
@@ -306,6 +374,24 @@ def main() -> int:
             name: {"init_bits": [f"0x{b:08x}" for b in data["init_bits"]]}
             for name, data in gen["rings"].items()
         }
+        kernels = ref.kernels(plan, max_positions=max_pos)
+        check_kernels(plan, gen, kernels)
+        if max_pos is None:
+            # The kernels of the explicitly passed initial ring must be the same.
+            given = {name: data["init"] for name, data in gen["rings"].items()}
+            if ref.kernels(plan, given) != kernels:
+                raise AssertionError(f"{case['name']}: kernels(plan, init) != kernels(plan)")
+        entry["kernels"] = {
+            name: [f"0x{ref.f32_bits(v):08x}" for v in values] for name, values in kernels.items()
+        }
+        if max_pos is None:
+            dw = ref.contract(plan, contract_gradient(plan), scale_dtype="float64")
+            entry["contract"] = {name: [v.hex() for v in values] for name, values in dw.items()}
+        else:
+            entry["contract"] = None
+            entry["contract_skipped"] = (
+                "truncated case: the ring gradient needs the gradient over the whole position space"
+            )
         out_cases.append(entry)
 
         markdown.append(f"**{case['name']}**: {case['description']}.")
@@ -339,7 +425,17 @@ def main() -> int:
             "are the float32 bit patterns of the initial ring (section 6); a "
             "truncated case stores only the first stored_positions positions of "
             "each slot and the first stored_init values of each ring"
+            "; kernels: per slot, the float32 bit patterns of the generated kernel "
+            "K[k] = fl32(fl32(scale) * (s(k) * W[u(k)])) (section 5) with W the "
+            "case's own float32 initial ring, canonical row-major order (a "
+            "truncated case: only its stored positions); contract: per ring, the "
+            "float64 ring gradient dW (section 7: scale used as a float64, terms "
+            "s(k) * scale * G[k] summed in increasing block order q starting from "
+            "+0.0) of the deterministic gradient of contract_gradient, written with "
+            "float.hex(); contract is null for a truncated case (contract_skipped "
+            "says why). contract_gradient: " + CONTRACT_GRADIENT
         ),
+        "contract_gradient": CONTRACT_GRADIENT,
         "cases": out_cases,
     }
     KAT_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -347,7 +443,7 @@ def main() -> int:
 
     print(f"wrote {KAT_PATH.relative_to(ROOT)} ({KAT_PATH.stat().st_size} bytes)")
     print("checks passed: Random123 vectors, block bijectivity, use counts,")
-    print("permute_inverse, float32 rounding, contract = transpose")
+    print("permute_inverse, float32 rounding, kernel rounding, contract = transpose")
     if sqrt_notes:
         print("sqrt readings differ:")
         for note in sqrt_notes:

@@ -524,27 +524,44 @@ def generate(
 def kernels(
     plan: Plan,
     rings: Mapping[str, Sequence[float]] | None = None,
+    max_positions: int | None = None,
 ) -> dict[str, list[float]]:
     """Float32 kernels ``K[k] = fl32(fl32(scale) * (s(k) * W[u(k)]))`` (section 5).
 
     ``rings`` gives each ring's values (float32 values as Python floats); by
-    default the initial rings of section 6.  Returns flat, row-major lists.
+    default the initial rings of section 6, of which only the entries the
+    kernels use are computed.  Returns flat, row-major lists;
+    ``max_positions`` truncates each slot's list, as in :func:`generate`.
+
+    ``scale32 * (s * w)`` is a product of two float32 values, exact in double
+    precision (24 + 24 significant bits < 53), so rounding it to float32 once
+    is the correctly rounded float32 multiplication.
     """
-    gen = generate(plan)
-    values = (
-        {name: list(r["init"]) for name, r in gen["rings"].items()}
+    gen = generate(plan, max_positions=max_positions, max_init=0)
+    views = {view.name: view for view in _ring_views(plan)}
+    values: dict[str, dict[int, float]] = (
+        {name: {} for name in views}
         if rings is None
-        else {name: [fl32(x) for x in r] for name, r in rings.items()}
+        else {name: {e: fl32(x) for e, x in enumerate(r)} for name, r in rings.items()}
     )
-    ring_of = {s["name"]: s["ring"] for s in plan["slots"]}
+
+    def ring_value(ring: str, u: int) -> float:
+        known = values[ring]
+        if u not in known:
+            if rings is not None:
+                raise ValueError(f"ring {ring!r} has no entry {u}")
+            view = views[ring]
+            known[u] = init_entry(view.keys["init"], u, view.init_std)
+        return known[u]
+
     out: dict[str, list[float]] = {}
     for slot in plan["slots"]:
         name = slot["name"]
-        w = values[ring_of[name]]
         scale32 = fl32(float(slot["scale"]))
         data = gen["slots"][name]
         out[name] = [
-            fl32(scale32 * (s * w[u])) for u, s in zip(data["indices"], data["signs"], strict=True)
+            fl32(scale32 * (s * ring_value(slot["ring"], u)))
+            for u, s in zip(data["indices"], data["signs"], strict=True)
         ]
     return out
 
