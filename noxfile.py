@@ -41,7 +41,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
-    """ruff and mypy (strict) over the core, backends, adapters, tests and tools."""
+    """ruff over the whole tree; mypy (strict) over the installed package."""
     _install(session, ".[lint,test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")

@@ -236,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _init(args)
     except SystemExit as exit_request:  # --help and --version
         return int(exit_request.code or 0)
+    except BrokenPipeError:  # the reader went away (``rpgcore inspect F | head``)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (_UsageError, RpgError) as error:
         print(
             f"rpgcore: error: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
