@@ -114,19 +114,21 @@ def _feistel(
     inverse: bool,
 ) -> U32:
     rounds = range(spec.FEISTEL_ROUNDS - 1, -1, -1) if inverse else range(spec.FEISTEL_ROUNDS)
+    values = values.copy()  # worked on in place below
     for i in rounds:
         hi, lo = spec.round_widths(width, i)
         base = bases[i % 2]
-        if inverse:
+        if inverse:  # y = (R << hi) | L'  ->  x = (L << lo) | R with L = L' ^ F(R)
             right = values >> np.uint32(hi)
-            left = values & np.uint32((1 << hi) - 1)
-            left ^= tables[i][base + right]
-            values = (left << np.uint32(lo)) | right
-        else:
+            values &= np.uint32((1 << hi) - 1)
+            values ^= tables[i].take(base + right)
+            values <<= np.uint32(lo)
+        else:  # x = (L << lo) | R  ->  (R << hi) | (L ^ F(R))
             right = values & np.uint32((1 << lo) - 1)
-            left = values >> np.uint32(lo)
-            left ^= tables[i][base + right]
-            values = (right << np.uint32(hi)) | left
+            values >>= np.uint32(lo)
+            values ^= tables[i].take(base + right)
+            right <<= np.uint32(hi)
+        values |= right
     return values
 
 
