@@ -78,7 +78,7 @@ def demo(session: nox.Session) -> None:
     """The main job: plan a ResNet-18, save its ring file and inspect it."""
     _install(session, ".")
     out = Path(session.create_tmp()) / "resnet18.rpg.safetensors"
-    session.run("rpgcore", "init", "resnet18", str(out), "--ring-size", "45000")
+    session.run("rpgcore", "init", "resnet18", str(out), "--ring-size", "45000", "--force")
     session.run("rpgcore", "inspect", str(out))
 
 

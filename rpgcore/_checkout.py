@@ -69,7 +69,9 @@ def install(package_folder: Path) -> None:
         return
     if any(isinstance(finder, _CheckoutFinder) for finder in sys.meta_path):
         return
-    sys.meta_path.append(_CheckoutFinder(root))
+    # First, ahead of an editable install's finder, which may belong to another
+    # checkout: backends/ and adapters/ must come from beside this rpgcore/.
+    sys.meta_path.insert(0, _CheckoutFinder(root))
 
 
 install(Path(__file__).parent)

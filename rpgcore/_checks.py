@@ -13,23 +13,65 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from rpgcore import spec
-from rpgcore.errors import PlanError
+from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.slots import DEFAULT_RING
 
-__all__ = ["check_int", "check_name", "check_positive_float", "check_shape", "resolve_rings"]
+__all__ = [
+    "MAX_DIMENSIONS",
+    "as_array",
+    "check_int",
+    "check_name",
+    "check_positive_float",
+    "check_shape",
+    "describe",
+    "names_of",
+    "resolve_rings",
+]
+
+
+MAX_DIMENSIONS = 32
+"""Most dimensions a slot or tensor may have (numpy's own limit is 64)."""
+
+
+def describe(value: object) -> str:
+    """``repr(value)``, shortened for huge or long values, for error messages."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def check_int(value: object, what: str, low: int, high: int, fix: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise PlanError(f"{what} must be an integer, got {value!r} ({type(value).__name__}); {fix}")
+        raise PlanError(
+            f"{what} must be an integer, got {describe(value)} ({type(value).__name__}); {fix}"
+        )
     number = int(value)
     if not low <= number <= high:
-        raise PlanError(f"{what} must be in [{low}, {high}], got {number}; {fix}")
+        raise PlanError(f"{what} must be in [{low}, {high}], got {describe(number)}; {fix}")
     return number
+
+
+def as_array(value: object, what: str) -> NDArray[Any]:
+    """``numpy.asarray(value)``, with an rpgcore error for ragged or odd input."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ArgumentError(f"{what} is not an array ({error}); pass a numpy array") from None
+
+
+def names_of(keys: Iterable[object]) -> list[str]:
+    """Keys as sorted strings, for messages (keys of mixed types cannot be sorted)."""
+    return sorted(repr(key) if not isinstance(key, str) else key for key in keys)
 
 
 def check_name(value: object, what: str) -> str:
@@ -39,13 +81,17 @@ def check_name(value: object, what: str) -> str:
 
 
 def check_shape(name: str, shape: object) -> tuple[int, ...]:
+    if isinstance(shape, np.ndarray) and shape.ndim == 0:
+        shape = shape.item()
     if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
         shape = (shape,)
     if not isinstance(shape, Iterable):
         raise PlanError(f"slot {name!r}: shape must be a tuple of ints, got {shape!r}")
     dims = tuple(shape)
-    if not dims:
-        raise PlanError(f"slot {name!r}: shape must have at least one dimension, got ()")
+    if not dims or len(dims) > MAX_DIMENSIONS:
+        raise PlanError(
+            f"slot {name!r}: shape must have 1 to {MAX_DIMENSIONS} dimensions, got {len(dims)}"
+        )
     for dim in dims:
         check_int(dim, f"slot {name!r}: dimension", 1, 2**62, "give positive dimensions")
     return tuple(int(d) for d in dims)

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from rpgcore._checks import as_array, names_of
 from rpgcore.backends import numpy as reference
-from rpgcore.errors import PlanError, PlanMismatchError, RingDtypeError
+from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError, RingDtypeError
 from rpgcore.geometry import RingGeometry
 from rpgcore.slots import Ring, Slot
 
@@ -118,12 +119,14 @@ class GeneratorMethods:
 
         """
         try:
+            if dtype is None:  # numpy would read None as float64
+                raise TypeError
             kind = np.dtype(dtype)
-        except TypeError:
+        except (TypeError, ValueError):
             raise RingDtypeError(
                 f"{dtype!r} is not a dtype; use a floating dtype such as float32"
             ) from None
-        if kind.kind != "f":
+        if kind.kind != "f" or kind.shape:
             raise RingDtypeError(f"a ring must have a floating dtype, got {kind}; use float32")
         if name is not None:
             return reference.init_ring(self.geometry(name), kind)
@@ -162,11 +165,12 @@ class GeneratorMethods:
         extra = set(ring) - set(self.ring_sizes)
         if missing or extra:
             raise PlanMismatchError(
-                f"rings do not match the plan: missing {sorted(missing)}, unknown {sorted(extra)}"
+                f"rings do not match the plan: missing {names_of(missing)}, "
+                f"unknown {names_of(extra)}"
             )
         arrays = {}
         for name in self.ring_sizes:
-            array = np.asarray(ring[name])
+            array = as_array(ring[name], f"ring {name!r}")
             if array.dtype.kind != "f":
                 raise RingDtypeError(
                     f"ring {name!r} has dtype {array.dtype}; rings must be floating"
@@ -230,14 +234,18 @@ class GeneratorMethods:
             [2.0, 2.0, 1.0, 1.0]
 
         """
+        if not isinstance(grads, Mapping):
+            raise ArgumentError(
+                f"grads must be a mapping of slot name to gradient, got {type(grads).__name__}"
+            )
         missing = set(self.slot_names) - set(grads)
         extra = set(grads) - set(self.slot_names)
         if missing or extra:
             raise PlanMismatchError(
                 f"gradients do not match the plan: "
-                f"missing {sorted(missing)}, unknown {sorted(extra)}"
+                f"missing {names_of(missing)}, unknown {names_of(extra)}"
             )
-        arrays = {name: np.asarray(grads[name]) for name in self.slot_names}
+        arrays = {name: as_array(grads[name], f"gradient of {name!r}") for name in self.slot_names}
         for name, array in arrays.items():
             if array.dtype.kind not in "biuf":
                 raise RingDtypeError(

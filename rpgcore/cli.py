@@ -5,7 +5,8 @@ Commands:
 - ``rpgcore inspect FILE``: print a ring file's plan, degrees of freedom,
   compression ratio and ring statistics as readable tables.
 - ``rpgcore init ARCH FILE``: build the plan of a known architecture
-  (``resnet18``, ``resnet34``) and save its initial ring file.
+  (``resnet18``, ``resnet34``) and save its initial ring file; an existing
+  FILE is replaced only with ``--force``.
 
 User errors print one line on standard error and exit with status 2.
 
@@ -159,6 +160,10 @@ def describe(path: str) -> str:
 
 
 def _init(args: argparse.Namespace) -> None:
+    if os.path.lexists(args.file) and not os.path.isdir(args.file) and not args.force:
+        raise _UsageError(
+            f"{args.file} already exists; pass --force to replace it (its ring would be lost)"
+        )
     generated, extras = ARCHITECTURES[args.arch]()
     state = buffers(extras)
     extra_count = sum(math.prod(shape) for name, shape in extras.items() if name not in state)
@@ -202,6 +207,7 @@ def _parser() -> _Parser:
     init = commands.add_parser("init", help="save the initial ring file of a known architecture")
     init.add_argument("arch", choices=sorted(ARCHITECTURES), help="architecture")
     init.add_argument("file", help="where to write the ring file")
+    init.add_argument("--force", action="store_true", help="replace FILE if it exists")
     size = init.add_mutually_exclusive_group()
     size.add_argument(
         "--ring-size", type=int, default=45_000, help="ring entries N (default 45000)"

@@ -212,6 +212,9 @@ def to_depthwise(kernel: NDArray[Any], multiplier: int) -> NDArray[Any]:
         (3, 3, 3, 2)
 
     """
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
+        raise PlanError(f"the depth multiplier must be a positive integer, got {multiplier!r}")
+    kernel = np.asarray(kernel)
     if kernel.ndim < 3 or kernel.shape[1] != 1 or kernel.shape[0] % multiplier:
         raise PlanError(
             f"a depthwise kernel has shape (in * multiplier, 1, *spatial); got {kernel.shape} "

@@ -50,7 +50,7 @@ class Plan(GeneratorMethods):
     Attributes:
         seed: the seed, ``0 <= seed < 2**64``.
         mode: one of ``perm_sign``, ``perm``, ``sign``, ``none``.
-        rings: the rings, in id order.
+        rings: the rings, in plan order (by default their ids are 0, 1, ...).
         slots: the slots, in plan order.
         spec: the generator spec version.
 
@@ -132,6 +132,8 @@ class Plan(GeneratorMethods):
     def _validated(
         cls, seed: int, mode: str, rings: tuple[Ring, ...], slots: tuple[Slot, ...]
     ) -> Plan:
+        if not slots or not rings:
+            raise PlanError("a plan needs at least one slot and one ring")
         for ring in rings:
             if ring.generated == 0:
                 raise PlanError(f"ring {ring.name!r} has no slots; remove it or assign slots to it")

@@ -29,19 +29,18 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rpgcore import safetensors_io, spec
+from rpgcore._atomic import checked_path, read_regular_file, write_atomically
+from rpgcore._checks import as_array
 from rpgcore._version import __version__
 from rpgcore.errors import (
     ArgumentError,
@@ -49,10 +48,7 @@ from rpgcore.errors import (
     PlanError,
     PlanMismatchError,
     RingDtypeError,
-    RingFileError,
     RingFileFormatError,
-    RingFileNotFoundError,
-    RingFileWriteError,
     SpecVersionError,
 )
 from rpgcore.plan import Plan
@@ -70,12 +66,17 @@ METADATA_KEYS = frozenset({"format", "spec", "plan", "buffers", "rpgcore", "chec
 def checksum(
     plan_json: str, tensors: Mapping[str, NDArray[Any]], buffers: Iterable[str] = ()
 ) -> str:
-    """The ring file checksum: SHA-256 over the plan, the buffer list and every tensor.
+    """The ring file checksum: SHA-256 over the plan, the buffer names and every tensor.
 
-    The plan JSON and then the JSON list of sorted buffer names come first,
-    each followed by a NUL byte; then each tensor, in sorted name order,
-    contributes its name, safetensors dtype and shape (each followed by a
-    NUL byte) and its little-endian bytes.
+    The digest covers, in order (strings in UTF-8, NUL the zero byte, names
+    sorted by Unicode code point):
+
+    - the plan JSON, then NUL;
+    - the number of buffer names in decimal, then NUL, then each buffer name
+      followed by NUL;
+    - for each tensor: its name, NUL, its safetensors dtype, NUL, its shape
+      as decimal integers joined by ``,`` (empty for a 0-d tensor), NUL, then
+      its little-endian row-major bytes.
 
     Args:
         plan_json: the plan JSON text.
@@ -90,12 +91,16 @@ def checksum(
         'sha256:'
 
     """
+    names = sorted(set(buffers))
     digest = hashlib.sha256(plan_json.encode("utf-8") + b"\0")
-    digest.update(json.dumps(sorted(buffers)).encode("utf-8") + b"\0")
+    digest.update(f"{len(names)}\0".encode())
+    for name in names:
+        digest.update(name.encode("utf-8") + b"\0")
     for name in sorted(tensors):
         array = np.asarray(tensors[name], order="C")  # keeps 0-d arrays 0-d
         kind = safetensors_io.dtype_name(array.dtype)
-        digest.update(f"{name}\0{kind}\0{json.dumps(list(array.shape))}\0".encode())
+        shape = ",".join(str(dim) for dim in array.shape)
+        digest.update(f"{name}\0{kind}\0{shape}\0".encode())
         digest.update(array.astype(safetensors_io.DTYPES[kind], copy=False).tobytes())
     return "sha256:" + digest.hexdigest()
 
@@ -117,8 +122,8 @@ def _collect(
             )
     for name, value in (extras or {}).items():
         if not isinstance(name, str) or not name:
-            raise PlanError(f"extra tensor names must be non-empty strings, got {name!r}")
-        array = np.asarray(value)
+            raise ArgumentError(f"extra tensor names must be non-empty strings, got {name!r}")
+        array = as_array(value, f"extra tensor {name!r}")
         try:  # fail before anything is written
             safetensors_io.dtype_name(array.dtype)
         except RingDtypeError as error:
@@ -128,13 +133,17 @@ def _collect(
 
 
 def _check_buffers(buffers: Iterable[str], extras: Mapping[str, Any]) -> list[str]:
-    if isinstance(buffers, str):
-        raise ArgumentError(f"buffers must be a list of extra names, got the string {buffers!r}")
-    names = sorted(set(buffers))
-    unknown = [name for name in names if name not in extras]
+    if isinstance(buffers, str) or not isinstance(buffers, Iterable):
+        raise ArgumentError(
+            f"buffers must be a list of extra names, got {type(buffers).__name__} {buffers!r}"
+        )
+    names = list(buffers)
+    if not all(isinstance(name, str) for name in names):
+        raise ArgumentError(f"buffers must hold extra names (strings), got {names!r}")
+    unknown = sorted(name for name in set(names) if name not in extras)
     if unknown:
         raise ArgumentError(f"buffers {unknown} are not extras; list only names given in extras")
-    return names
+    return sorted(set(names))
 
 
 def buffer_names(metadata: Mapping[str, str]) -> list[str]:
@@ -160,6 +169,8 @@ def buffer_names(metadata: Mapping[str, str]) -> list[str]:
         names = None
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise RingFileFormatError("the ring file's buffers entry is not a JSON list of names")
+    if len(set(names)) != len(names):
+        raise RingFileFormatError(f"the ring file's buffers entry repeats names: {names!r}")
     return sorted(names)
 
 
@@ -199,7 +210,7 @@ def save(
         >>> save(os.path.join(tempfile.mkdtemp(), "r.safetensors"), plan, plan.init_ring())
 
     """
-    target = Path(path)
+    checked_path(path)  # fail on an unusable path before any work
     tensors = _collect(plan, rings, extras)
     state = _check_buffers(buffers, extras or {})
     plan_json = plan.to_json()
@@ -212,76 +223,12 @@ def save(
         "checksum": checksum(plan_json, tensors, state),
     }
     head, arrays = safetensors_io.encode_header(tensors, metadata)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise RingFileError(
-            f"cannot save {str(target)!r}: folder {str(folder)!r} does not exist; create it first"
-        )
-    if target.is_dir():
-        raise RingFileError(f"cannot save to {str(target)!r}: it is a folder; give a file name")
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise RingFileError(f"cannot write in {str(folder)!r}: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(head)
-            for array in arrays:
-                stream.write(array.data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, _file_mode(target))
-        os.replace(temporary, target)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):  # disk full, permissions, a folder in the way...
-            raise RingFileWriteError(
-                f"cannot save {str(target)!r}: {error.strerror or error}; the previous file, "
-                "if any, is unchanged"
-            ) from error
-        raise
-    _sync_folder(folder)
-
-
-def _file_mode(target: Path) -> int:
-    """Keep an existing file's permissions; new files get the usual ``0o666 & ~umask``."""
-    with contextlib.suppress(OSError):
-        return target.stat().st_mode & 0o7777
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _sync_folder(folder: Path) -> None:
-    """Persist the rename itself (POSIX); a no-op where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    write_atomically(path, [head, *(array.data for array in arrays)])
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
-    target = Path(path)
-    try:
-        with open(target, "rb") as stream:
-            # A bytearray, so that the loaded arrays are writable views of it.
-            data = bytearray(os.fstat(stream.fileno()).st_size)
-            del data[stream.readinto(data) :]
-    except FileNotFoundError:
-        raise RingFileNotFoundError(
-            f"ring file {str(target)!r} does not exist; check the path"
-        ) from None
-    except IsADirectoryError:
-        raise RingFileFormatError(f"{str(target)!r} is a folder, not a ring file") from None
-    except OSError as error:
-        raise RingFileError(f"cannot read ring file {str(target)!r}: {error.strerror}") from None
-    return safetensors_io.decode(data)
+    # A bytearray, so that the loaded arrays are writable views of it.
+    return safetensors_io.decode(read_regular_file(path))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -366,7 +313,8 @@ def load(
     """
     tensors, raw_metadata = _read(path)
     metadata = _check_metadata(path, raw_metadata)
-    expected = checksum(metadata["plan"], tensors, buffer_names(metadata))
+    state = buffer_names(metadata)
+    expected = checksum(metadata["plan"], tensors, state)
     if metadata.get("checksum") != expected:
         raise ChecksumError(
             f"{str(path)!r} is damaged: its checksum {metadata.get('checksum')!r} does not match "
@@ -398,6 +346,12 @@ def load(
             raise RingFileFormatError(
                 f"unexpected tensor {name!r}: ring files hold only rings/ and extras/"
             )
+    strays = [name for name in state if name not in extras]
+    if strays:
+        raise RingFileFormatError(
+            f"{str(path)!r} lists buffers {strays} that are not among its extras; "
+            "rewrite it with rpgcore.save"
+        )
     try:
         rings = plan.check_rings(rings)
     except PlanMismatchError as error:

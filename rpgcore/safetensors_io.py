@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from rpgcore.errors import RingDtypeError, RingFileFormatError, RingFileTruncatedError
 
-__all__ = ["DTYPES", "MAX_HEADER", "decode", "encode", "encode_header"]
+__all__ = ["DTYPES", "MAX_DIMENSIONS", "MAX_HEADER", "decode", "encode", "encode_header"]
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
@@ -149,8 +149,12 @@ def encode(tensors: Mapping[str, NDArray[Any]], metadata: Mapping[str, str]) -> 
     return head + b"".join(array.tobytes() for array in arrays)
 
 
+MAX_DIMENSIONS = 32
+"""Most dimensions a tensor may have (numpy's own limit is 64)."""
+
+
 def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
 
 
 def _header(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], int]:
@@ -213,6 +217,7 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]
             if not (
                 isinstance(kind, str)
                 and isinstance(shape, list)
+                and len(shape) <= MAX_DIMENSIONS
                 and all(_is_count(d) for d in shape)
                 and _is_count(begin)
                 and _is_count(end)
@@ -227,6 +232,8 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]
                 f"tensor {name!r} has dtype {kind}, which rpgcore cannot read with numpy; "
                 "save it as F16, F32 or F64"
             )
+        if math.prod(max(dim, 1) for dim in shape) * DTYPES[kind].itemsize >= 2**62:
+            raise RingFileFormatError(f"tensor {name!r} has an impossible shape {shape}")
         if end - begin != math.prod(shape) * DTYPES[kind].itemsize or begin > end:
             raise RingFileFormatError(
                 f"tensor {name!r}: offsets [{begin}, {end}) do not match its shape {shape}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,20 @@ def test_unimplemented_backends_and_adapters_say_so() -> None:
 def test_numpy_backend_offers_every_primitive() -> None:
     module = rpgcore.backends.get("numpy")
     assert all(callable(getattr(module, name)) for name in rpgcore.backends.PRIMITIVES)
+
+
+def test_a_second_checkout_uses_its_own_backends(tmp_path: Path) -> None:
+    # A copy of the checkout (another worktree, say) run from its own root must
+    # not mix its rpgcore/ with the backends/ of whatever install is active.
+    root = Path(__file__).parent.parent
+    for name in ("rpgcore", "backends", "adapters"):
+        shutil.copytree(root / name, tmp_path / name)
+    code = "import rpgcore.backends.numpy as m, rpgcore; print(rpgcore.__file__); print(m.__file__)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        str(tmp_path / "rpgcore" / "__init__.py"),
+        str(tmp_path / "backends" / "numpy.py"),
+    ]

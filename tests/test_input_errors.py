@@ -131,7 +131,7 @@ def test_save_checks_its_arguments(tmp_path: Path) -> None:
         rpgcore.save(path, plan, plan.init_ring(), extras={"phase": np.zeros(2, complex)})
     with pytest.raises(ArgumentError, match="not extras"):
         rpgcore.save(path, plan, plan.init_ring(), extras={"a": np.zeros(2)}, buffers=["b"])
-    with pytest.raises(ArgumentError, match="string"):
+    with pytest.raises(ArgumentError, match="list of extra names"):
         rpgcore.save(path, plan, plan.init_ring(), extras={"a": np.zeros(2)}, buffers="a")
     assert list(tmp_path.iterdir()) == []
 

@@ -14,6 +14,7 @@ from ringfile_support import assert_same_array, listing, small_file
 
 import rpgcore
 from rpgcore.errors import (
+    ArgumentError,
     PlanError,
     PlanMismatchError,
     RingDtypeError,
@@ -45,7 +46,7 @@ def bad_save_cases(plan: rpgcore.Plan, multi_plan: rpgcore.Plan):
         "complex extra": (plan, ring, {"z": np.ones(2, complex)}, RingDtypeError, "complex128"),
         "string extra": (plan, ring, {"s": np.array(["a"])}, RingDtypeError, "cannot be stored"),
         "object extra": (plan, ring, {"o": np.array([None])}, RingDtypeError, "object"),
-        "empty extra name": (plan, ring, {"": np.ones(1)}, PlanError, "non-empty"),
+        "empty extra name": (plan, ring, {"": np.ones(1)}, ArgumentError, "non-empty"),
     }
 
 
