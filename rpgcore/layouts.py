@@ -40,6 +40,12 @@ __all__ = [
 ]
 
 
+def _spatial_axes(ndim: int) -> range:
+    if ndim < 2:
+        raise PlanError(f"a kernel layout needs at least 2 dimensions, got {ndim}")
+    return range(2, ndim)
+
+
 def channels_last_axes(ndim: int) -> tuple[int, ...]:
     """Axes that take a canonical kernel to channels-last: ``(2, ..., ndim-1, 1, 0)``.
 
@@ -57,9 +63,7 @@ def channels_last_axes(ndim: int) -> tuple[int, ...]:
         (2, 3, 1, 0)
 
     """
-    if ndim < 2:
-        raise PlanError(f"a kernel layout needs at least 2 dimensions, got {ndim}")
-    return (*range(2, ndim), 1, 0)
+    return (*_spatial_axes(ndim), 1, 0)
 
 
 def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -155,9 +159,7 @@ def spatial_first_axes(ndim: int) -> tuple[int, ...]:
         (2, 3, 0, 1)
 
     """
-    if ndim < 2:
-        raise PlanError(f"a kernel layout needs at least 2 dimensions, got {ndim}")
-    return (*range(2, ndim), 0, 1)
+    return (*_spatial_axes(ndim), 0, 1)
 
 
 def to_spatial_first(kernel: NDArray[Any]) -> NDArray[Any]:
