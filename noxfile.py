@@ -14,7 +14,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["tests", "lint", "packaging"]
+nox.options.sessions = ["tests", "tests_torch", "lint", "packaging"]
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
@@ -40,9 +40,16 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(tags=["ci"])
+def tests_torch(session: nox.Session) -> None:
+    """The whole suite again with PyTorch (CPU build, pinned): torch must not be skipped."""
+    _install(session, ".[test,torch]")
+    session.run("pytest", *session.posargs, env={"RPG_REQUIRE_BACKENDS": "numpy,torch"})
+
+
+@nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree; mypy (strict) over the installed package."""
-    _install(session, ".[lint,test]")
+    _install(session, ".[lint,test,torch]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     # mypy resolves rpgcore.backends and rpgcore.adapters through the install,

@@ -28,10 +28,12 @@ __all__ = ["AVAILABLE", "BACKENDS", "PRIMITIVES", "get"]
 BACKENDS = ("numpy", "torch", "jax", "tensorflow", "cupy")
 """Every backend name rpgcore knows."""
 
-AVAILABLE = ("numpy",)
+AVAILABLE = ("numpy", "torch")
 """Backends implemented in this release."""
 
 PRIMITIVES = (
+    "from_numpy",
+    "to_numpy",
     "threefry2x32",
     "ring_indices",
     "ring_signs",
@@ -70,4 +72,12 @@ def get(name: str) -> ModuleType:
             f"the {name} backend is not implemented in this release; "
             f"available: {', '.join(AVAILABLE)}"
         )
-    return importlib.import_module(f"rpgcore.backends.{name}")
+    try:
+        return importlib.import_module(f"rpgcore.backends.{name}")
+    except ImportError as error:
+        if isinstance(error, BackendUnavailableError):
+            raise
+        raise BackendUnavailableError(
+            f"the {name} backend needs {name}, which cannot be imported ({error}); "
+            f"install it, for example with pip install 'rpgcore[{name}]'"
+        ) from error

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from rpgcore import spec
 from rpgcore.backends._numpy_core import (
@@ -49,6 +49,8 @@ __all__ = [
     "CHUNK",
     "contract",
     "expand",
+    "from_numpy",
+    "to_numpy",
     "init_ring",
     "ring_indices",
     "ring_inverse",
@@ -58,6 +60,42 @@ __all__ = [
 
 CHUNK = 1 << 16
 """Positions handled per step: temporaries stay in the CPU cache."""
+
+
+def from_numpy(array: ArrayLike, *, device: None = None) -> NDArray[Any]:
+    """The backend's array for a numpy array: here, the array itself.
+
+    Args:
+        array: a numpy array (or anything ``numpy.asarray`` takes).
+        device: accepted for the same signature as other backends; numpy
+            arrays live on the CPU.
+
+    Returns:
+        The array.
+
+    Example:
+        >>> from_numpy([1, 2]).tolist()
+        [1, 2]
+
+    """
+    return np.asarray(array)
+
+
+def to_numpy(array: ArrayLike) -> NDArray[Any]:
+    """The numpy array of a backend array: here, the array itself.
+
+    Args:
+        array: an array.
+
+    Returns:
+        The array.
+
+    Example:
+        >>> to_numpy(np.ones(2)).tolist()
+        [1.0, 1.0]
+
+    """
+    return np.asarray(array)
 
 
 def _permute_range(

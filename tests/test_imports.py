@@ -98,7 +98,7 @@ def test_backends_and_adapters_are_subpackages_not_top_level() -> None:
 
 def test_unimplemented_backends_and_adapters_say_so() -> None:
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="not implemented"):
-        rpgcore.backends.get("torch")
+        rpgcore.backends.get("jax")
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="unknown backend"):
         rpgcore.backends.get("mxnet")
     from rpgcore.adapters import torch as torch_adapter

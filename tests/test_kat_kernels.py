@@ -101,7 +101,7 @@ def test_backend_expand_matches_known_kernels(case: dict[str, Any], backend: Mod
             backend.ring_signs(geometry, slot.offset, stop),
             slot.scale,
         )
-        kernel = np.asarray(kernel)
+        kernel = backend.to_numpy(kernel)
         assert kernel.dtype == np.float32
         assert kernel.view(np.uint32).tolist() == expected, f"slot {name}"
 
