@@ -34,7 +34,7 @@ def tests(session: nox.Session) -> None:
     _doctests(session, skip=FRAMEWORK_BACKENDS)
 
 
-FRAMEWORK_BACKENDS = ("backends/torch.py",)
+FRAMEWORK_BACKENDS = ("backends/torch.py", "adapters/torch/models.py")
 """Files that import a framework: their examples run in that framework's session."""
 
 

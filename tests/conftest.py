@@ -74,3 +74,19 @@ def multi_plan() -> rpgcore.Plan:
         groups={"a": "body", "b": "body", "c": "head"},
         seed=2**64 - 1,
     )
+
+
+def require(framework: str) -> ModuleType:
+    """Import a framework for a test module: skip without it, fail if CI requires it.
+
+    Example: ``torch = require("torch")`` at the top of a test module.
+    """
+    try:
+        return importlib.import_module(framework)
+    except ImportError as error:
+        if framework in REQUIRED:
+            raise RuntimeError(
+                f"{framework} is required by RPG_REQUIRE_BACKENDS but cannot be imported: {error}"
+            ) from error
+        pytest.skip(f"{framework} is not installed", allow_module_level=True)
+        raise  # unreachable: skip raises
