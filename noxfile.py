@@ -34,7 +34,11 @@ def tests(session: nox.Session) -> None:
     _doctests(session, skip=FRAMEWORK_BACKENDS)
 
 
-FRAMEWORK_BACKENDS = ("backends/torch.py", "adapters/torch/models.py")
+FRAMEWORK_BACKENDS = (
+    "backends/torch.py",
+    "adapters/torch/models.py",
+    "adapters/torch/generator.py",
+)
 """Files that import a framework: their examples run in that framework's session."""
 
 

@@ -1,0 +1,98 @@
+"""The fused PyTorch generator: forward is plan.expand bitwise, backward is plan.contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require
+
+torch = require("torch")
+
+import rpgcore  # noqa: E402
+from rpgcore.adapters.torch.generator import expand_ring  # noqa: E402
+from rpgcore.backends import torch as backend  # noqa: E402
+
+SLOTS = {"conv": (6, 4, 3, 3), "dw": (6, 1, 3, 3), "fc": (5, 6)}
+
+
+def _kernels(plan: rpgcore.Plan, rings: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every kernel of the plan through expand_ring, one call per ring, scales per slot."""
+    kernels = {}
+    for ring in plan.rings:
+        geometry = plan.geometry(ring.name)
+        flat = expand_ring(
+            rings[ring.name],
+            backend.ring_indices(geometry, 0, ring.generated),
+            backend.ring_signs(geometry, 0, ring.generated),
+        )
+        for slot in (s for s in plan.slots if s.ring == ring.name):
+            piece = flat[slot.offset : slot.offset + slot.size].view(slot.shape)
+            kernels[slot.name] = piece * torch.tensor(slot.scale, dtype=flat.dtype)
+    return kernels
+
+
+@pytest.mark.parametrize("mode", rpgcore.spec.MODES)
+@pytest.mark.parametrize(
+    ("ring_size", "groups"), [(97, None), ({"a": 50, "b": 31}, {"conv": "a", "dw": "b", "fc": "a"})]
+)
+def test_forward_is_plan_expand_and_backward_is_plan_contract(
+    mode: str, ring_size: object, groups: object
+) -> None:
+    plan = rpgcore.Plan.build(SLOTS, ring_size=ring_size, groups=groups, seed=5, mode=mode)  # type: ignore[arg-type]
+    initial = plan.init_ring()
+    rings = {
+        name: torch.from_numpy(array.copy()).requires_grad_() for name, array in initial.items()
+    }
+    kernels = _kernels(plan, rings)
+    expected = plan.expand(initial)
+    for name, kernel in kernels.items():
+        assert np.array_equal(
+            kernel.detach().numpy().view(np.uint32), expected[name].view(np.uint32)
+        ), name
+    weights = {
+        name: torch.randn(shape, generator=torch.Generator().manual_seed(len(name)))
+        for name, shape in SLOTS.items()
+    }
+    loss = sum((kernels[name] * weights[name]).sum() for name in SLOTS)
+    loss.backward()
+    want = plan.contract({name: w.numpy() for name, w in weights.items()})
+    for name, tensor in rings.items():
+        # float32 sums of at most ceil(M/N) <= 9 terms, associated differently
+        # from numpy's sequential sum: a few ulps of the largest partial sum.
+        np.testing.assert_allclose(tensor.grad.numpy(), want[name], rtol=1e-5, atol=1e-5)
+
+
+def test_backward_is_deterministic_bitwise() -> None:
+    plan = rpgcore.Plan.build(SLOTS, ring_size=40, seed=2)
+    grads = []
+    for _ in range(2):
+        ring = torch.from_numpy(plan.init_ring("global")).requires_grad_()
+        kernels = _kernels(plan, {"global": ring})
+        sum((k * k).sum() for k in kernels.values()).backward()
+        grads.append(ring.grad.numpy().copy())
+    assert np.array_equal(grads[0].view(np.uint32), grads[1].view(np.uint32))
+
+
+def test_gradcheck_in_float64() -> None:
+    plan = rpgcore.Plan.build({"w": (3, 7)}, ring_size=8, seed=4)
+    geometry = plan.geometry("global")
+    indices = backend.ring_indices(geometry, 0, 21)
+    signs = backend.ring_signs(geometry, 0, 21)
+    ring = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda w: expand_ring(w, indices, signs), (ring,))
+
+
+def test_float64_gradient_matches_the_dense_transpose() -> None:
+    plan = rpgcore.Plan.build({"w": (10, 9)}, ring_size=13, seed=8)
+    geometry = plan.geometry("global")
+    indices = backend.ring_indices(geometry, 0, 90)
+    signs = backend.ring_signs(geometry, 0, 90)
+    dense = np.zeros((90, 13))
+    dense[np.arange(90), indices.numpy()] = signs.numpy()
+    ring = torch.randn(13, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(90, dtype=torch.float64)
+    (expand_ring(ring, indices, signs) * upstream).sum().backward()
+    # At most ceil(90/13) = 7 float64 terms per entry: rounding only.
+    np.testing.assert_allclose(
+        ring.grad.numpy(), dense.T @ upstream.numpy(), rtol=1e-13, atol=1e-13
+    )
