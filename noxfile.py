@@ -106,6 +106,13 @@ def benchmarks(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmarks_torch(session: nox.Session) -> None:
+    """The fused PyTorch generator against a naive per-layer one, same run."""
+    _install(session, ".[torch]")
+    session.run("python", str(ROOT / "benchmarks" / "torch_generator.py"), *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """The main job: plan a ResNet-18, save its ring file and inspect it."""
     _install(session, ".")

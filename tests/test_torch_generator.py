@@ -9,41 +9,49 @@ from conftest import require
 torch = require("torch")
 
 import rpgcore  # noqa: E402
-from rpgcore.adapters.torch.generator import expand_ring  # noqa: E402
+from rpgcore.adapters.torch.generator import expand_ring, pack_indices  # noqa: E402
 from rpgcore.backends import torch as backend  # noqa: E402
 
 SLOTS = {"conv": (6, 4, 3, 3), "dw": (6, 1, 3, 3), "fc": (5, 6)}
 
 
-def _kernels(plan: rpgcore.Plan, rings: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _packed(plan: rpgcore.Plan, ring: str) -> torch.Tensor:
+    geometry = plan.geometry(ring)
+    stop = geometry.generated
+    return pack_indices(
+        backend.ring_indices(geometry, 0, stop),
+        backend.ring_signs(geometry, 0, stop),
+        geometry.size,
+    )
+
+
+def _kernels(
+    plan: rpgcore.Plan, rings: dict[str, torch.Tensor], row_wise: bool = False
+) -> dict[str, torch.Tensor]:
     """Every kernel of the plan through expand_ring, one call per ring, scales per slot."""
     kernels = {}
     for ring in plan.rings:
-        geometry = plan.geometry(ring.name)
-        flat = expand_ring(
-            rings[ring.name],
-            backend.ring_indices(geometry, 0, ring.generated),
-            backend.ring_signs(geometry, 0, ring.generated),
-        )
+        flat = expand_ring(rings[ring.name], _packed(plan, ring.name), row_wise=row_wise)
         for slot in (s for s in plan.slots if s.ring == ring.name):
             piece = flat[slot.offset : slot.offset + slot.size].view(slot.shape)
             kernels[slot.name] = piece * torch.tensor(slot.scale, dtype=flat.dtype)
     return kernels
 
 
+@pytest.mark.parametrize("row_wise", [False, True])
 @pytest.mark.parametrize("mode", rpgcore.spec.MODES)
 @pytest.mark.parametrize(
     ("ring_size", "groups"), [(97, None), ({"a": 50, "b": 31}, {"conv": "a", "dw": "b", "fc": "a"})]
 )
 def test_forward_is_plan_expand_and_backward_is_plan_contract(
-    mode: str, ring_size: object, groups: object
+    mode: str, ring_size: object, groups: object, row_wise: bool
 ) -> None:
     plan = rpgcore.Plan.build(SLOTS, ring_size=ring_size, groups=groups, seed=5, mode=mode)  # type: ignore[arg-type]
     initial = plan.init_ring()
     rings = {
         name: torch.from_numpy(array.copy()).requires_grad_() for name, array in initial.items()
     }
-    kernels = _kernels(plan, rings)
+    kernels = _kernels(plan, rings, row_wise)
     expected = plan.expand(initial)
     for name, kernel in kernels.items():
         assert np.array_equal(
@@ -62,12 +70,13 @@ def test_forward_is_plan_expand_and_backward_is_plan_contract(
         np.testing.assert_allclose(tensor.grad.numpy(), want[name], rtol=1e-5, atol=1e-5)
 
 
-def test_backward_is_deterministic_bitwise() -> None:
+@pytest.mark.parametrize("row_wise", [False, True])
+def test_backward_is_deterministic_bitwise(row_wise: bool) -> None:
     plan = rpgcore.Plan.build(SLOTS, ring_size=40, seed=2)
     grads = []
     for _ in range(2):
         ring = torch.from_numpy(plan.init_ring("global")).requires_grad_()
-        kernels = _kernels(plan, {"global": ring})
+        kernels = _kernels(plan, {"global": ring}, row_wise)
         sum((k * k).sum() for k in kernels.values()).backward()
         grads.append(ring.grad.numpy().copy())
     assert np.array_equal(grads[0].view(np.uint32), grads[1].view(np.uint32))
@@ -75,11 +84,12 @@ def test_backward_is_deterministic_bitwise() -> None:
 
 def test_gradcheck_in_float64() -> None:
     plan = rpgcore.Plan.build({"w": (3, 7)}, ring_size=8, seed=4)
-    geometry = plan.geometry("global")
-    indices = backend.ring_indices(geometry, 0, 21)
-    signs = backend.ring_signs(geometry, 0, 21)
+    packed = _packed(plan, "global")
     ring = torch.randn(8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda w: expand_ring(w, indices, signs), (ring,))
+    for row_wise in (False, True):
+        assert torch.autograd.gradcheck(
+            lambda w, rows=row_wise: expand_ring(w, packed, row_wise=rows), (ring,)
+        )
 
 
 def test_float64_gradient_matches_the_dense_transpose() -> None:
@@ -91,8 +101,35 @@ def test_float64_gradient_matches_the_dense_transpose() -> None:
     dense[np.arange(90), indices.numpy()] = signs.numpy()
     ring = torch.randn(13, dtype=torch.float64, requires_grad=True)
     upstream = torch.randn(90, dtype=torch.float64)
-    (expand_ring(ring, indices, signs) * upstream).sum().backward()
+    (expand_ring(ring, pack_indices(indices, signs, 13)) * upstream).sum().backward()
     # At most ceil(90/13) = 7 float64 terms per entry: rounding only.
     np.testing.assert_allclose(
         ring.grad.numpy(), dense.T @ upstream.numpy(), rtol=1e-13, atol=1e-13
     )
+
+
+def test_packed_indices_take_four_bytes_and_keep_the_sign() -> None:
+    plan = rpgcore.Plan.build(SLOTS, ring_size=97, seed=1)
+    packed = _packed(plan, "global")
+    assert packed.dtype == torch.int32
+    assert packed.element_size() == 4
+    geometry = plan.geometry("global")
+    signs = backend.ring_signs(geometry, 0, geometry.generated)
+    assert torch.equal(packed >= 97, signs < 0)
+    assert torch.equal(
+        packed % 97, backend.ring_indices(geometry, 0, geometry.generated).to(torch.int32)
+    )
+
+
+def test_row_wise_backward_spans_several_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rpgcore.adapters.torch import generator
+
+    monkeypatch.setattr(generator, "BLOCK_ROWS", 2)  # 9 blocks -> 5 chunks of rows
+    plan = rpgcore.Plan.build({"w": (9, 10)}, ring_size=10, seed=3)
+    packed = _packed(plan, "global")
+    ring = torch.randn(10, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(90, dtype=torch.float64)
+    (expand_ring(ring, packed, row_wise=True) * upstream).sum().backward()
+    want = plan.contract({"w": upstream.numpy().reshape(9, 10)})["global"]
+    # float64 sums of 9 terms in another association: rounding only.
+    np.testing.assert_allclose(ring.grad.numpy(), want, rtol=1e-13, atol=1e-13)

@@ -1,18 +1,22 @@
 """The fused ring-to-kernels operation of the PyTorch adapter, with its own backward.
 
-:func:`expand_ring` generates every kernel of one ring in one gather into one
-flat buffer: ``flat[k] = s(k) * W[u(k)]`` (spec section 5, before the
-per-slot scale, which callers apply to each slot's view). Its backward is the
-ring gradient of eq. 2, ``dL/dW = sum_i R_i^T dL/dK_i``, computed as spec
-section 7 prescribes: the flat gradient is cut into blocks of ``N``
-positions; inside a block every ring entry appears exactly once, so each
-block is placed into its own row by a scatter with distinct indices (the
-inverse permutation, applied without any accumulation), and the rows are
-summed in block order. There are no atomic or accumulating index updates, so
-the result is deterministic on every device.
+Every generated value of one ring comes from one gather into one flat
+buffer. The sign is folded into the index: with the *signed ring*
+``[W, -W]`` (length ``2N``), position ``k`` reads entry ``u(k)`` when
+``s(k) = +1`` and ``N + u(k)`` when ``s(k) = -1`` (:func:`pack_indices`). So
+``flat[k] = s(k) * W[u(k)]`` exactly (spec section 5, before the per-slot
+scale, which callers apply to each slot's view), and the index memory is one
+int32 per generated parameter: **4 bytes**, regenerated from the plan
+whenever needed, never saved.
 
-Index memory is an int32 index and an int8 sign per generated parameter:
-5 bytes, regenerated from the plan whenever needed, never saved.
+The backward is the ring gradient of eq. 2, ``dL/dW = sum_i R_i^T dL/dK_i``:
+the flat gradient is added into the signed ring's ``2N`` slots and folded
+back as ``g[:N] - g[N:]``. On the CPU the additions run serially in position
+order (block by block, as spec section 7 orders them), so the result is
+deterministic. On other devices, where an indexed add would use contended
+atomics, each block of ``N`` positions is added into its own row (inside a
+block every ring entry occurs once, so no address is written twice) and the
+rows are summed in block order: deterministic too, with no contended atomics.
 
 Example:
     >>> import torch
@@ -20,10 +24,10 @@ Example:
     >>> from rpgcore.backends import torch as backend
     >>> plan = rpgcore.Plan.build({"w": (4, 3)}, ring_size=5, seed=1)
     >>> geometry = plan.geometry("global")
-    >>> indices = backend.ring_indices(geometry, 0, 12)
-    >>> signs = backend.ring_signs(geometry, 0, 12)
+    >>> packed = pack_indices(backend.ring_indices(geometry, 0, 12),
+    ...                       backend.ring_signs(geometry, 0, 12), 5)
     >>> ring = torch.ones(5, requires_grad=True)
-    >>> expand_ring(ring, indices, signs).sum().backward()
+    >>> expand_ring(ring, packed).sum().backward()
     >>> ring.grad.shape
     torch.Size([5])
 
@@ -35,61 +39,91 @@ from typing import Any
 
 import torch
 
-__all__ = ["expand_ring"]
+__all__ = ["BLOCK_ROWS", "expand_ring", "pack_indices"]
+
+BLOCK_ROWS = 64
+"""Blocks added per step by the row-wise backward (bounds its temporary memory)."""
+
+
+def pack_indices(indices: torch.Tensor, signs: torch.Tensor, size: int) -> torch.Tensor:
+    """Fold signs into indices of the signed ring ``[W, -W]``.
+
+    Args:
+        indices: ring entries ``u(k)`` (int32), every block of ``size``
+            positions a permutation, as :func:`rpgcore.backends.torch.ring_indices` gives.
+        signs: int8 signs ``s(k)``, same length.
+        size: the ring size ``N``.
+
+    Returns:
+        ``u(k) + N * [s(k) < 0]``: int32 when ``2N <= 2**31``, else int64.
+
+    Example:
+        >>> pack_indices(torch.tensor([2, 0], dtype=torch.int32),
+        ...              torch.tensor([1, -1], dtype=torch.int8), 3).tolist()
+        [2, 3]
+
+    """
+    dtype = torch.int32 if 2 * size <= 2**31 else torch.int64
+    return indices.to(dtype) + (signs < 0).to(dtype) * size
+
+
+def _row_wise(grad: torch.Tensor, packed: torch.Tensor, size: int) -> torch.Tensor:
+    """Add each block into its own row of ``2N`` slots, then sum rows in block order."""
+    generated = grad.shape[0]
+    total = grad.new_zeros(2 * size)
+    step = BLOCK_ROWS * size
+    for start in range(0, generated, step):
+        stop = min(start + step, generated)
+        rows = grad.new_zeros(-(-(stop - start) // size), 2 * size)
+        for row, first in enumerate(range(start, stop, size)):
+            last = min(first + size, stop)
+            rows[row].index_add_(0, packed[first:last], grad[first:last])
+        total = total + rows.sum(dim=0)
+    return total
 
 
 class _ExpandRing(torch.autograd.Function):
-    """``flat = s * W[u]`` forward; block-wise inverse placement and ordered sum backward."""
+    """Gather from ``[W, -W]`` forward; deterministic ordered addition backward."""
 
     @staticmethod
-    def forward(
-        ctx: Any, ring: torch.Tensor, indices: torch.Tensor, signs: torch.Tensor
-    ) -> torch.Tensor:
-        ctx.save_for_backward(indices, signs)
+    def forward(ctx: Any, ring: torch.Tensor, packed: torch.Tensor, row_wise: bool) -> torch.Tensor:
+        ctx.save_for_backward(packed)
         ctx.size = ring.shape[0]
-        values = ring.index_select(0, indices)
-        return torch.where(signs < 0, -values, values)
+        ctx.row_wise = row_wise or ring.device.type != "cpu"
+        return torch.cat([ring, -ring]).index_select(0, packed)
 
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (grad,) = grads
-        indices, signs = ctx.saved_tensors
+        (packed,) = ctx.saved_tensors
         size: int = ctx.size
-        signed = torch.where(signs < 0, -grad, grad)
-        generated = signed.shape[0]
-        full = generated // size
-        rows = torch.zeros(-(-generated // size), size, dtype=signed.dtype, device=signed.device)
-        if full:  # whole blocks: row q receives block q at its ring entries
-            rows[:full].scatter_(
-                1,
-                indices[: full * size].view(full, size).long(),
-                signed[: full * size].view(full, size),
-            )
-        if generated > full * size:  # the partial last block: distinct entries too
-            rows[full].scatter_(0, indices[full * size :].long(), signed[full * size :])
-        return rows.sum(dim=0), None, None
+        if ctx.row_wise:
+            signed = _row_wise(grad, packed, size)
+        else:  # the CPU adds serially, in position order
+            signed = grad.new_zeros(2 * size).index_add_(0, packed, grad)
+        return signed[:size] - signed[size:], None, None
 
 
-def expand_ring(ring: torch.Tensor, indices: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+def expand_ring(
+    ring: torch.Tensor, packed: torch.Tensor, *, row_wise: bool = False
+) -> torch.Tensor:
     """All generated values of one ring, flat: ``s(k) * W[u(k)]`` for every position.
 
     Args:
         ring: the ring ``W``, a 1-D floating tensor of size ``N``.
-        indices: int32 ring entries ``u(k)`` of the ring's whole position
-            space (length ``M``), as :func:`rpgcore.backends.torch.ring_indices`
-            gives them: every block of ``N`` positions uses each entry once.
-        signs: int8 signs ``s(k)``, same length.
+        packed: :func:`pack_indices` of the ring's whole position space.
+        row_wise: use the block-row backward on the CPU too (it is always
+            used on other devices); both are deterministic.
 
     Returns:
-        A flat tensor of length ``M`` in the ring's dtype; its backward gives
-        the ring gradient of eq. 2 without atomics.
+        A flat tensor in the ring's dtype; its backward gives the ring
+        gradient of eq. 2.
 
     Example:
         >>> ring = torch.tensor([1.0, 2.0, 3.0])
-        >>> expand_ring(ring, torch.tensor([2, 0, 1, 1], dtype=torch.int32),
-        ...             torch.tensor([1, -1, 1, 1], dtype=torch.int8)).tolist()
+        >>> expand_ring(ring, torch.tensor([2, 3, 1, 1], dtype=torch.int32)).tolist()
         [3.0, -1.0, 2.0, 2.0]
 
     """
-    result: torch.Tensor = _ExpandRing.apply(ring, indices, signs)  # type: ignore[no-untyped-call]
+    result: torch.Tensor = _ExpandRing.apply(ring, packed, row_wise)  # type: ignore[no-untyped-call]
     return result
