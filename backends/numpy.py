@@ -311,7 +311,7 @@ def contract(geometry: RingGeometry, signed_gradient: NDArray[Any]) -> NDArray[A
         )
     total = np.zeros(size, dtype=signed_gradient.dtype)
     tables = FeistelTables(geometry)
-    for lo, hi in _block_aligned_chunks(size, geometry.blocks):
+    for lo, hi in geometry.block_chunks(CHUNK):
         offsets = permute(geometry, tables, lo, hi, inverse=True)
         pairs = np.arange(lo, hi, dtype=np.int64)
         positions = pairs - pairs % size + offsets
@@ -325,16 +325,3 @@ def contract(geometry: RingGeometry, signed_gradient: NDArray[Any]) -> NDArray[A
             first = lo % size
             total[first : first + hi - lo] += values
     return total
-
-
-def _block_aligned_chunks(size: int, blocks: int) -> list[tuple[int, int]]:
-    """Cut the ``(q, e)`` grid into chunks of whole blocks, or pieces of one block."""
-    grid = blocks * size
-    if size <= CHUNK:
-        step = (CHUNK // size) * size
-        return [(lo, min(lo + step, grid)) for lo in range(0, grid, step)]
-    return [
-        (q * size + lo, q * size + min(lo + CHUNK, size))
-        for q in range(blocks)
-        for lo in range(0, size, CHUNK)
-    ]

@@ -421,7 +421,7 @@ def contract(geometry: RingGeometry, signed_gradient: torch.Tensor) -> torch.Ten
     device = signed_gradient.device
     total = torch.zeros(size, dtype=signed_gradient.dtype, device=device)
     padded = torch.cat([signed_gradient, signed_gradient.new_zeros(1)])  # index M reads 0
-    for lo, hi in _block_aligned_chunks(size, geometry.blocks):
+    for lo, hi in geometry.block_chunks(CHUNK):
         offsets = ring_inverse(geometry, lo, hi, device=device).long()
         pairs = torch.arange(lo, hi, dtype=torch.int64, device=device)
         positions = pairs - torch.remainder(pairs, size) + offsets
@@ -432,16 +432,3 @@ def contract(geometry: RingGeometry, signed_gradient: torch.Tensor) -> torch.Ten
             first = lo % size
             total[first : first + hi - lo] += values
     return total
-
-
-def _block_aligned_chunks(size: int, blocks: int) -> list[tuple[int, int]]:
-    """Cut the ``(q, e)`` grid into chunks of whole blocks, or pieces of one block."""
-    grid = blocks * size
-    if size <= CHUNK:
-        step = (CHUNK // size) * size
-        return [(lo, min(lo + step, grid)) for lo in range(0, grid, step)]
-    return [
-        (q * size + lo, q * size + min(lo + CHUNK, size))
-        for q in range(blocks)
-        for lo in range(0, size, CHUNK)
-    ]

@@ -108,6 +108,37 @@ class RingGeometry:
         """The Feistel width ``w`` (spec section 4)."""
         return spec.feistel_width(self.size)
 
+    def block_chunks(self, chunk: int) -> list[tuple[int, int]]:
+        """Cut the ``(q, e)`` grid ``[0, blocks * N)`` into ranges for chunked work.
+
+        A range holds whole blocks (as many as fit in ``chunk`` pairs, at
+        least one) when a block fits in ``chunk``; otherwise it is a piece of
+        one block. Either way, ranges never straddle a block boundary in the
+        middle of a block.
+
+        Args:
+            chunk: the largest number of pairs a range should hold.
+
+        Returns:
+            ``(start, stop)`` ranges, in increasing order, covering the grid.
+
+        Example:
+            >>> g = RingGeometry.derive(seed=0, ring_id=0, size=4, generated=10,
+            ...                         mode="perm", init_std=1.0)
+            >>> g.block_chunks(8), g.block_chunks(3)[:2]
+            ([(0, 8), (8, 12)], [(0, 3), (3, 4)])
+
+        """
+        size, grid = self.size, self.blocks * self.size
+        if size <= chunk:
+            step = (chunk // size) * size
+            return [(lo, min(lo + step, grid)) for lo in range(0, grid, step)]
+        return [
+            (q * size + lo, q * size + min(lo + chunk, size))
+            for q in range(self.blocks)
+            for lo in range(0, size, chunk)
+        ]
+
     @property
     def permuted(self) -> bool:
         """Whether indices go through the block permutations."""
