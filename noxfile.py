@@ -34,11 +34,7 @@ def tests(session: nox.Session) -> None:
     _doctests(session, skip=FRAMEWORK_BACKENDS)
 
 
-FRAMEWORK_BACKENDS = (
-    "backends/torch.py",
-    "adapters/torch/models.py",
-    "adapters/torch/generator.py",
-)
+FRAMEWORK_BACKENDS = ("backends/torch.py", "adapters/torch/")
 """Files that import a framework: their examples run in that framework's session."""
 
 
@@ -47,17 +43,20 @@ def _doctests(
 ) -> None:
     """Run the installed package's docstring examples, from outside the checkout.
 
-    ``only`` and ``skip`` name files relative to the installed ``rpgcore/``.
+    ``only`` and ``skip`` name files, or folders ending in ``/``, relative to
+    the installed ``rpgcore/``.
     """
     session.chdir(session.create_tmp())
     where = session.run(
         "python", "-c", "import os, rpgcore; print(os.path.dirname(rpgcore.__file__))", silent=True
     )
     package = Path(str(where).strip())
-    files = [str(package / name) for name in only] or [
+    files = [
         str(path)
         for path in sorted(package.rglob("*.py"))
-        if path.relative_to(package).as_posix() not in (*skip, "__main__.py")
+        if path.name != "__main__.py"
+        and (not only or path.relative_to(package).as_posix().startswith(only))
+        and not path.relative_to(package).as_posix().startswith(skip)
     ]
     session.run("pytest", "--doctest-modules", "-q", "-p", "no:cacheprovider", *files)
     session.chdir(ROOT)

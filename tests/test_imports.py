@@ -101,12 +101,12 @@ def test_unimplemented_backends_and_adapters_say_so() -> None:
         rpgcore.backends.get("jax")
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="unknown backend"):
         rpgcore.backends.get("mxnet")
-    from rpgcore.adapters import torch as torch_adapter
+    from rpgcore.adapters import jax as jax_adapter
 
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="rpgify"):
-        torch_adapter.rpgify  # noqa: B018
+        jax_adapter.rpgify  # noqa: B018
     # Other names are ordinary missing attributes, so tools that probe modules work.
-    assert not hasattr(torch_adapter, "pytest_plugins")
+    assert not hasattr(jax_adapter, "pytest_plugins")
     assert not hasattr(rpgcore.backends.get("numpy"), "pytest_plugins")
 
 

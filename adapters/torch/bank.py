@@ -1,0 +1,149 @@
+"""The ring bank: the rings of an RPG model and the kernels they generate.
+
+The rings live on the converted model itself, so that containers such as
+``nn.Sequential`` keep exactly their layers:
+
+- every ring is an ``nn.Parameter`` of the model named ``rpg_ring_<name>``,
+  the only trainable state of the generated layers;
+- the packed indices (:func:`~rpgcore.adapters.torch.generator.pack_indices`)
+  are non-persistent buffers ``rpg_packed_<name>``, regenerated from the plan
+  on the model's device: a ``state_dict`` never holds index or sign arrays;
+- the plan is saved in the ``state_dict`` as the model's extra state.
+
+A :class:`RingBank` is the plain object (not a module) that the model and
+its generated layers share: it generates every kernel with one fused
+operation per ring and caches them until a ring changes or the model's next
+forward begins, so the layers of one forward share one generation.
+
+Example:
+    >>> import torch
+    >>> import rpgcore
+    >>> from torch import nn
+    >>> owner = nn.Module()
+    >>> bank = RingBank.attach(owner, rpgcore.Plan.build({"w": (4, 2)}, ring_size=3))
+    >>> sorted(name for name, _ in owner.named_parameters()), bank.kernels()["w"].shape
+    (['rpg_ring_global'], torch.Size([4, 2]))
+
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rpgcore.adapters.torch.generator import expand_ring, pack_indices
+from rpgcore.backends import torch as backend
+from rpgcore.errors import PlanError
+from rpgcore.plan import Plan
+
+__all__ = ["RING_PREFIX", "RingBank"]
+
+RING_PREFIX = "rpg_ring_"
+PACKED_PREFIX = "rpg_packed_"
+
+
+class RingBank:
+    """The plan of a converted model and the kernel cache its layers share.
+
+    Build one with :meth:`attach`, which also registers the rings and the
+    packed indices on the model.
+
+    Args:
+        owner: the converted model (holds the rings and indices).
+        plan: its plan.
+
+    """
+
+    def __init__(self, owner: nn.Module, plan: Plan) -> None:
+        self.owner = owner
+        self.plan = plan
+        self._cache: tuple[tuple[object, ...], dict[str, torch.Tensor]] | None = None
+
+    @classmethod
+    def attach(cls, owner: nn.Module, plan: Plan) -> RingBank:
+        """Register the plan's initial rings and packed indices on ``owner``.
+
+        Args:
+            owner: the model.
+            plan: the plan; ring names must be valid identifiers.
+
+        Returns:
+            The bank.
+
+        Raises:
+            PlanError: a ring name that cannot name a parameter.
+
+        Example:
+            >>> import rpgcore
+            >>> owner = nn.Module()
+            >>> _ = RingBank.attach(owner, rpgcore.Plan.build({"w": (2, 2)}, ring_size=3))
+            >>> owner.rpg_ring_global.shape
+            torch.Size([3])
+
+        """
+        for ring in plan.rings:
+            if not ring.name.isidentifier():
+                raise PlanError(
+                    f"ring name {ring.name!r} cannot name a parameter; use letters, digits and _"
+                )
+        initial = plan.init_ring()
+        for ring in plan.rings:
+            owner.register_parameter(
+                RING_PREFIX + ring.name, nn.Parameter(torch.from_numpy(initial[ring.name]))
+            )
+            owner.register_buffer(
+                PACKED_PREFIX + ring.name, _packed(plan, ring.name), persistent=False
+            )
+        return cls(owner, plan)
+
+    def ring(self, name: str) -> torch.Tensor:
+        """The ring parameter called ``name``, as the model currently holds it."""
+        tensor: torch.Tensor = getattr(self.owner, RING_PREFIX + name)
+        return tensor
+
+    def forget(self) -> None:
+        """Drop the cached kernels (the model's forward does this before it starts)."""
+        self._cache = None
+
+    def _key(self) -> tuple[object, ...]:
+        rings = [self.ring(name) for name in self.plan.ring_sizes]
+        return (torch.is_grad_enabled(), *((id(r), r._version) for r in rings))
+
+    def kernels(self) -> dict[str, torch.Tensor]:
+        """Every generated kernel (canonical shape), from one fused gather per ring.
+
+        Returns:
+            Slot name to kernel, in the rings' dtype and on their device.
+
+        Example:
+            >>> import rpgcore
+            >>> owner = nn.Module()
+            >>> plan = rpgcore.Plan.build({"w": (2, 3)}, ring_size=4, mode="none", scaling="none")
+            >>> bank = RingBank.attach(owner, plan)
+            >>> with torch.no_grad():
+            ...     _ = owner.rpg_ring_global.copy_(torch.arange(4.0))
+            >>> bank.kernels()["w"].tolist()
+            [[0.0, 1.0, 2.0], [3.0, 0.0, 1.0]]
+
+        """
+        key = self._key()
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        kernels = {}
+        for ring in self.plan.rings:
+            packed = getattr(self.owner, PACKED_PREFIX + ring.name)
+            flat = expand_ring(self.ring(ring.name), packed)
+            for slot in (s for s in self.plan.slots if s.ring == ring.name):
+                scale = torch.tensor(slot.scale, dtype=flat.dtype, device=flat.device)
+                kernels[slot.name] = (
+                    flat[slot.offset : slot.offset + slot.size].view(slot.shape) * scale
+                )
+        self._cache = (key, kernels)
+        return kernels
+
+
+def _packed(plan: Plan, name: str) -> torch.Tensor:
+    geometry = plan.geometry(name)
+    indices = backend.ring_indices(geometry, 0, geometry.generated)
+    signs = backend.ring_signs(geometry, 0, geometry.generated)
+    return pack_indices(indices, signs, geometry.size)

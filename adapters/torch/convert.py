@@ -1,0 +1,330 @@
+"""Turn any ``nn.Module`` into an RPG model, and back: ``rpgify``, ``plan_of``, ``materialize``.
+
+:func:`rpgify` replaces the ``weight`` of chosen ``Conv*``, ``ConvTranspose*``
+and ``Linear`` layers by kernels generated from one or more rings (spec
+``rpg-v1``): each ring is a parameter ``rpg_ring_<name>`` of the model itself
+(so containers such as ``nn.Sequential`` keep exactly their layers), the
+plan is the model's extra state, and a
+:class:`~rpgcore.adapters.torch.bank.RingBank` generates the kernels.
+Biases, normalisation layers and excluded layers
+stay ordinary parameters, so each generated layer keeps its own BatchNorm.
+``layer.weight`` still reads as the layer's kernel.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))
+    >>> _ = model(torch.zeros(1, 3, 8, 8))  # materialise the lazy layer
+    >>> model = rpgify(model, ring_size=500, seed=1)
+    >>> plan_of(model).slot_names
+    ('0.weight',)
+    >>> model[0].weight.shape
+    torch.Size([8, 3, 3, 3])
+
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from rpgcore.adapters.torch.bank import PACKED_PREFIX, RING_PREFIX, RingBank
+from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
+from rpgcore.plan import Plan
+
+__all__ = ["GENERATED_TYPES", "materialize", "plan_of", "rpgify"]
+
+GENERATED_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Linear,
+)
+"""Layer types whose ``weight`` rpgify can generate."""
+
+BANK = "_rpg_bank"
+"""Where the converted model and its generated layers keep their :class:`RingBank`."""
+_CLASSES: dict[type[nn.Module], type[nn.Module]] = {}
+_ROOTS: dict[type[nn.Module], type[nn.Module]] = {}
+
+
+def _bank(module: nn.Module) -> RingBank | None:
+    bank = module.__dict__.get(BANK)  # a plain attribute: never a second module path
+    return bank if isinstance(bank, RingBank) else None
+
+
+def _generated_weight(module: nn.Module) -> torch.Tensor:
+    kernel: torch.Tensor = module.__dict__[BANK].kernels()[module.__dict__["_rpg_slot"]]
+    return kernel
+
+
+def _base_of(module: nn.Module) -> type[nn.Module]:
+    """The class a converted module had before rpgify."""
+    base: type[nn.Module] = type(module).__dict__["_rpg_base"]
+    return base
+
+
+def _get_extra_state(model: nn.Module) -> dict[str, str]:
+    return {"rpg_plan": model.__dict__[BANK].plan.to_json()}
+
+
+def _set_extra_state(model: nn.Module, state: Any) -> None:
+    bank: RingBank = model.__dict__[BANK]
+    saved = Plan.from_json(state["rpg_plan"])
+    if saved != bank.plan:
+        plan = bank.plan
+        raise PlanMismatchError(
+            "the state_dict was saved from a model with another plan "
+            f"(rings {saved.ring_sizes}, seed {saved.seed}, mode {saved.mode}; this model: "
+            f"rings {plan.ring_sizes}, seed {plan.seed}, mode {plan.mode}); "
+            "convert the model with the same rpgify arguments"
+        )
+    bank.forget()
+
+
+def _apply(model: nn.Module, fn: Any, recurse: bool = True) -> nn.Module:
+    model.__dict__[BANK].forget()  # moved or cast rings: cached kernels are stale
+    result: nn.Module = _base_of(model)._apply(model, fn, recurse)  # type: ignore[no-untyped-call]
+    return result
+
+
+def _root_class(base: type[nn.Module]) -> type[nn.Module]:
+    """A subclass of the model's class that saves the plan and drops the cache on moves."""
+    if base.get_extra_state is not nn.Module.get_extra_state:
+        raise ArgumentError(
+            f"{base.__name__} defines get_extra_state; rpgify keeps the plan there and cannot "
+            "share it: convert a wrapper module instead"
+        )
+    if base not in _ROOTS:
+        _ROOTS[base] = type(
+            base.__name__,
+            (base,),
+            {
+                "get_extra_state": _get_extra_state,
+                "set_extra_state": _set_extra_state,
+                "_apply": _apply,
+                "__module__": base.__module__,
+                "_rpg_base": base,
+            },
+        )
+    return _ROOTS[base]
+
+
+def _generated_class(base: type[nn.Module]) -> type[nn.Module]:
+    """A subclass of ``base`` whose ``weight`` is read from the ring bank."""
+    if base not in _CLASSES:
+        _CLASSES[base] = type(
+            base.__name__,
+            (base,),
+            {
+                "weight": property(_generated_weight, doc="The kernel generated from the ring."),
+                "__module__": base.__module__,
+                "_rpg_base": base,
+            },
+        )
+    return _CLASSES[base]
+
+
+def _forget_kernels(model: nn.Module, _: Any) -> None:
+    """Forward pre-hook: every forward generates its kernels afresh, once."""
+    model.__dict__[BANK].forget()
+
+
+def _default_include(candidates: list[tuple[str, nn.Module]]) -> set[str]:
+    """Everything but the final classifier: the last ``Linear`` in module order."""
+    linears = [name for name, module in candidates if isinstance(module, nn.Linear)]
+    return {name for name, _ in candidates} - set(linears[-1:])
+
+
+def _ring_of(scope: str | Callable[[str, nn.Module], str], name: str, module: nn.Module) -> str:
+    if callable(scope):
+        ring = scope(name, module)
+        if not isinstance(ring, str):
+            raise ArgumentError(f"scope returned {ring!r} for {name!r}; return a ring name (str)")
+        return ring
+    if scope == "global":
+        return "global"
+    if scope == "block":
+        return name.split(".")[0] if "." in name else name.replace(".", "_")
+    raise ArgumentError(f"scope must be 'global', 'block' or a callable, got {scope!r}")
+
+
+def _ring_sizes(
+    generated: dict[str, int],
+    ring_size: int | Mapping[str, int] | None,
+    dof: int | None,
+    ordinary: int,
+) -> int | dict[str, int]:
+    if (ring_size is None) == (dof is None):
+        raise ArgumentError("give exactly one of ring_size and dof")
+    if ring_size is not None:
+        return ring_size if isinstance(ring_size, int) else dict(ring_size)
+    if isinstance(dof, bool) or not isinstance(dof, int):
+        raise ArgumentError(f"dof must be an integer, got {dof!r}")
+    left = dof - ordinary
+    if left < len(generated):
+        raise ArgumentError(
+            f"dof {dof} leaves {left} parameters for {len(generated)} ring(s): the model's "
+            f"ordinary parameters alone take {ordinary}; ask for more"
+        )
+    total = sum(generated.values())
+    sizes = {ring: max(1, left * count // total) for ring, count in generated.items()}
+    largest = max(sizes, key=lambda ring: generated[ring])
+    sizes[largest] += left - sum(sizes.values())  # the rounding remainder
+    return sizes
+
+
+def rpgify(
+    model: nn.Module,
+    *,
+    ring_size: int | Mapping[str, int] | None = None,
+    dof: int | None = None,
+    seed: int = 0,
+    mode: str = "perm_sign",
+    scope: str | Callable[[str, nn.Module], str] = "global",
+    include: Callable[[str, nn.Module], bool] | None = None,
+) -> nn.Module:
+    """Convert a model in place so that its kernels are generated from rings.
+
+    Args:
+        model: any ``nn.Module``; its ``Conv*``, ``ConvTranspose*`` and
+            ``Linear`` layers are candidates (a layer used at several places
+            is converted once).
+        ring_size: ring entries: one int for every ring, or ring name to size.
+        dof: instead of ``ring_size``: trainable parameters wanted in total;
+            the rings share what the ordinary parameters leave, in proportion
+            to the parameters each generates.
+        seed: the plan's seed, ``0 <= seed < 2**64``.
+        mode: ``perm_sign``, ``perm``, ``sign`` or ``none``.
+        scope: ``"global"`` (one ring), ``"block"`` (one ring per top-level
+            child module: the paper's block-level RPG), or a callable
+            ``(name, module) -> ring name``.
+        include: ``(name, module) -> bool`` choosing the layers to generate;
+            by default all candidates but the last ``Linear`` (the classifier).
+
+    Returns:
+        ``model`` itself, converted.
+
+    Raises:
+        ArgumentError: bad scope, both or neither of ``ring_size`` and
+            ``dof``, or a ``dof`` that leaves nothing for the rings.
+        PlanError: no layer to generate, or bad plan arguments.
+
+    Example:
+        >>> model = rpgify(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)), ring_size=10)
+        >>> sorted(name for name, _ in model.named_parameters())
+        ['0.bias', '1.bias', '1.weight', 'rpg_ring_global']
+
+    """
+    if _bank(model) is not None:
+        raise ArgumentError("the model is converted already (it has a plan); convert a fresh one")
+    candidates = [
+        (name, module)
+        for name, module in model.named_modules()
+        if type(module) in GENERATED_TYPES and name
+    ]
+    chosen = (
+        {name for name, module in candidates if include(name, module)}
+        if include is not None
+        else _default_include(candidates)
+    )
+    layers = [(name, module) for name, module in candidates if name in chosen]
+    if not layers:
+        raise PlanError("no Conv, ConvTranspose or Linear layer to generate; check include")
+    slots = {f"{name}.weight": tuple(module.weight.shape) for name, module in layers}
+    groups = {f"{name}.weight": _ring_of(scope, name, module) for name, module in layers}
+    generated: dict[str, int] = {}
+    for slot, ring in groups.items():
+        generated[ring] = generated.get(ring, 0) + math.prod(slots[slot])
+    layer_weights = {id(module.weight) for _, module in layers}
+    ordinary = sum(
+        p.numel() for p in model.parameters() if p.requires_grad and id(p) not in layer_weights
+    )
+    sizes = _ring_sizes(generated, ring_size, dof, ordinary)
+    plan = Plan.build(slots, ring_size=sizes, seed=seed, mode=mode, groups=groups)
+    reference = layers[0][1].weight
+    root_class = _root_class(type(model))
+    bank = RingBank.attach(model, plan)
+    for name in plan.ring_sizes:
+        parameter = getattr(model, RING_PREFIX + name)
+        parameter.data = parameter.data.to(device=reference.device, dtype=reference.dtype)
+        packed = getattr(model, PACKED_PREFIX + name)
+        setattr(model, PACKED_PREFIX + name, packed.to(reference.device))
+    for name, module in layers:
+        del module.weight
+        module.__class__ = _generated_class(type(module))
+        module.__dict__[BANK] = bank
+        module.__dict__["_rpg_slot"] = f"{name}.weight"
+    model.__class__ = root_class
+    model.__dict__[BANK] = bank
+    model.register_forward_pre_hook(_forget_kernels)
+    return model
+
+
+def plan_of(model: nn.Module) -> Plan:
+    """The plan of a model converted by :func:`rpgify`.
+
+    Args:
+        model: the converted model.
+
+    Returns:
+        Its :class:`rpgcore.Plan`.
+
+    Raises:
+        ArgumentError: the model was not converted.
+
+    Example:
+        >>> plan_of(rpgify(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), ring_size=5)).ring_sizes
+        {'global': 5}
+
+    """
+    bank = _bank(model)
+    if bank is None:
+        raise ArgumentError("the model is not an RPG model; convert it with rpgify first")
+    return bank.plan
+
+
+def materialize(model: nn.Module) -> nn.Module:
+    """An ordinary copy of an RPG model, with the generated kernels written in.
+
+    Args:
+        model: a model converted by :func:`rpgify` (left unchanged).
+
+    Returns:
+        A deep copy whose generated layers have plain ``weight`` parameters
+        and whose ring bank is gone: for deployment, pruning and export.
+
+    Example:
+        >>> rpg = rpgify(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), ring_size=5)
+        >>> plain = materialize(rpg)
+        >>> type(plain[0]) is nn.Linear, hasattr(plain, "rpg_ring_global")
+        (True, False)
+
+    """
+    plan = plan_of(model)
+    copied = copy.deepcopy(model)
+    bank: RingBank = copied.__dict__.pop(BANK)
+    with torch.no_grad():
+        kernels = {name: kernel.detach().clone() for name, kernel in bank.kernels().items()}
+    for module in copied.modules():
+        if "_rpg_slot" in module.__dict__:
+            slot = module.__dict__.pop("_rpg_slot")
+            module.__dict__.pop(BANK)
+            module.__class__ = _base_of(module)
+            module.weight = nn.Parameter(kernels[slot])
+    for ring in plan.rings:
+        del copied._parameters[RING_PREFIX + ring.name]
+        del copied._buffers[PACKED_PREFIX + ring.name]
+    copied.__class__ = _base_of(copied)
+    for key, hook in list(copied._forward_pre_hooks.items()):
+        if hook is _forget_kernels:
+            del copied._forward_pre_hooks[key]
+    return copied
