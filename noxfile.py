@@ -106,9 +106,10 @@ def benchmarks(session: nox.Session) -> None:
 
 @nox.session
 def benchmarks_torch(session: nox.Session) -> None:
-    """The fused PyTorch generator against a naive per-layer one, same run."""
+    """The PyTorch generator against a naive one, and training steps against vanilla."""
     _install(session, ".[torch]")
-    session.run("python", str(ROOT / "benchmarks" / "torch_generator.py"), *session.posargs)
+    session.run("python", str(ROOT / "benchmarks" / "torch_generator.py"))
+    session.run("python", str(ROOT / "benchmarks" / "torch_training_step.py"))
 
 
 @nox.session
