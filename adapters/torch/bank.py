@@ -126,9 +126,20 @@ class RingBank:
             [[0.0, 1.0, 2.0], [3.0, 0.0, 1.0]]
 
         """
+        if torch.compiler.is_compiling():
+            # Inside a compiled forward the pre-hook has just dropped the cache:
+            # the first layer generates, the others reuse, with no data-dependent
+            # checks of ring versions in the graph.
+            if self._cache is None:
+                self._cache = ((), self._generate())
+            return self._cache[1]
         key = self._key()
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
+        self._cache = (key, self._generate())
+        return self._cache[1]
+
+    def _generate(self) -> dict[str, torch.Tensor]:
         kernels = {}
         for ring in self.plan.rings:
             packed = getattr(self.owner, PACKED_PREFIX + ring.name)
@@ -138,7 +149,6 @@ class RingBank:
                 kernels[slot.name] = (
                     flat[slot.offset : slot.offset + slot.size].view(slot.shape) * scale
                 )
-        self._cache = (key, kernels)
         return kernels
 
 
