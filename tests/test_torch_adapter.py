@@ -185,6 +185,8 @@ def test_dof_scope_and_errors() -> None:
         rpg.rpgify(nn.Sequential(nn.ReLU()), ring_size=10)
     with pytest.raises(rpgcore.errors.ArgumentError, match="not an RPG model"):
         rpg.plan_of(nn.Linear(2, 2))
+    with pytest.raises(rpgcore.errors.ArgumentError, match="lazy"):
+        rpg.rpgify(nn.Sequential(nn.LazyLinear(4), nn.Linear(4, 2)), ring_size=10)
 
 
 def test_a_training_step_changes_only_rings_and_ordinary_parameters() -> None:

@@ -59,6 +59,7 @@ def _worker(rank: int, port: int, folder: str) -> None:
         np.save(
             os.path.join(folder, f"ring{rank}.npy"), model.module.rpg_ring_global.detach().numpy()
         )
+        dist.barrier()  # neither rank tears gloo down while the other still talks
     finally:
         dist.destroy_process_group()
 

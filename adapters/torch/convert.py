@@ -66,6 +66,13 @@ def _generated_weight(module: nn.Module) -> torch.Tensor:
     return kernel
 
 
+def _weight(module: nn.Module) -> torch.Tensor:
+    weight = module.weight
+    if not isinstance(weight, torch.Tensor):
+        raise ArgumentError(f"{type(module).__name__} has no weight tensor to generate")
+    return weight
+
+
 def _base_of(module: nn.Module) -> type[nn.Module]:
     """The class a converted module had before rpgify."""
     base: type[nn.Module] = type(module).__dict__["_rpg_base"]
@@ -229,7 +236,7 @@ def rpgify(
     candidates = [
         (name, module)
         for name, module in model.named_modules()
-        if type(module) in GENERATED_TYPES and name
+        if isinstance(module, GENERATED_TYPES) and name
     ]
     chosen = (
         {name for name, module in candidates if include(name, module)}
@@ -237,9 +244,18 @@ def rpgify(
         else _default_include(candidates)
     )
     layers = [(name, module) for name, module in candidates if name in chosen]
+    lazy = [
+        name
+        for name, module in layers
+        if isinstance(module.weight, nn.parameter.UninitializedParameter)
+    ]
+    if lazy:
+        raise ArgumentError(
+            f"layers {lazy[:3]} are lazy and have no shape yet; run one forward pass first"
+        )
     if not layers:
         raise PlanError("no Conv, ConvTranspose or Linear layer to generate; check include")
-    slots = {f"{name}.weight": tuple(module.weight.shape) for name, module in layers}
+    slots = {f"{name}.weight": tuple(_weight(module).shape) for name, module in layers}
     groups = {f"{name}.weight": _ring_of(scope, name, module) for name, module in layers}
     generated: dict[str, int] = {}
     for slot, ring in groups.items():
