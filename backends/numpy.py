@@ -41,6 +41,7 @@ from rpgcore.backends._numpy_core import (
     threefry2x32,
 )
 from rpgcore.errors import ArgumentError
+from rpgcore.geometry import check_range
 
 if TYPE_CHECKING:
     from rpgcore.geometry import RingGeometry
@@ -109,14 +110,6 @@ def _permute_range(
     return out
 
 
-def _check_range(geometry: RingGeometry, start: int, stop: int, limit: int) -> None:
-    if not 0 <= start <= stop <= limit:
-        raise ArgumentError(
-            f"position range [{start}, {stop}) is outside [0, {limit}); ask for "
-            "0 <= start <= stop within the ring (slot.offset to slot.offset + slot.size)"
-        )
-
-
 def ring_indices(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int32]:
     """Ring entries ``u(k)`` used by positions ``start <= k < stop`` (spec section 4).
 
@@ -139,7 +132,7 @@ def ring_indices(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.in
         [0, 1, 2, 0, 1, 2]
 
     """
-    _check_range(geometry, start, stop, geometry.generated)
+    check_range(start, stop, geometry.generated)
     return _permute_range(geometry, start, stop, inverse=False)
 
 
@@ -166,7 +159,7 @@ def ring_inverse(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.in
         [0, 1, 2, 3, 4]
 
     """
-    _check_range(geometry, start, stop, geometry.blocks * geometry.size)
+    check_range(start, stop, geometry.blocks * geometry.size)
     return _permute_range(geometry, start, stop, inverse=True)
 
 
@@ -192,7 +185,7 @@ def ring_signs(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int8
         [1, 1, 1, 1, 1, 1]
 
     """
-    _check_range(geometry, start, stop, geometry.generated)
+    check_range(start, stop, geometry.generated)
     out = np.ones(stop - start, dtype=np.int8)
     if not geometry.signed:
         return out

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from rpgcore import spec
 from rpgcore.errors import ArgumentError
+from rpgcore.geometry import check_range
 
 if TYPE_CHECKING:
     from rpgcore.geometry import RingGeometry
@@ -145,14 +146,6 @@ def threefry2x32(
     return x0, x1
 
 
-def _check_range(start: int, stop: int, limit: int) -> None:
-    if not 0 <= start <= stop <= limit:
-        raise ArgumentError(
-            f"position range [{start}, {stop}) is outside [0, {limit}); ask for "
-            "0 <= start <= stop within the ring (slot.offset to slot.offset + slot.size)"
-        )
-
-
 def _blocks_and_offsets(
     size: int, start: int, stop: int, device: Device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,7 +235,7 @@ def ring_indices(
         [0, 1, 2, 0, 1, 2]
 
     """
-    _check_range(start, stop, geometry.generated)
+    check_range(start, stop, geometry.generated)
     return _permute(geometry, start, stop, False, device)
 
 
@@ -272,7 +265,7 @@ def ring_inverse(
         [0, 1, 2, 3, 4]
 
     """
-    _check_range(start, stop, geometry.blocks * geometry.size)
+    check_range(start, stop, geometry.blocks * geometry.size)
     return _permute(geometry, start, stop, True, device)
 
 
@@ -301,7 +294,7 @@ def ring_signs(
         [1, 1, 1, 1, 1, 1]
 
     """
-    _check_range(start, stop, geometry.generated)
+    check_range(start, stop, geometry.generated)
     out = torch.ones(stop - start, dtype=torch.int8, device=device)
     if not geometry.signed:
         return out

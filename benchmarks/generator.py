@@ -19,25 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from timing import best_of
 
 import rpgcore
 from rpgcore.architectures import resnet
 from rpgcore.backends import numpy as reference
-
-
-def best_of(repeats: int, function: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_bytes(function: Callable[[], Any]) -> tuple[int, int]:

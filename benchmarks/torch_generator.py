@@ -19,24 +19,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
-from collections.abc import Callable
 
 import torch
+from timing import best_of
 
 import rpgcore
 from rpgcore.adapters.torch.generator import expand_ring, pack_indices
 from rpgcore.architectures import resnet
 from rpgcore.backends import torch as backend
-
-
-def best_of(repeats: int, function: Callable[[], torch.Tensor]) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def measure(ring_size: int, repeats: int) -> tuple[float, float, bool, int]:

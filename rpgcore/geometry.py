@@ -19,10 +19,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rpgcore import spec
+from rpgcore.errors import ArgumentError
 
-__all__ = ["RingGeometry", "stream_keys"]
+__all__ = ["RingGeometry", "check_range", "stream_keys"]
 
 _WORD = 0xFFFFFFFF
+
+
+def check_range(start: int, stop: int, limit: int) -> None:
+    """Check a range of positions (or ``(q, e)`` pairs) asked of a backend.
+
+    Args:
+        start: first position.
+        stop: one past the last position.
+        limit: the size of the space, ``M`` or ``blocks * N``.
+
+    Raises:
+        ArgumentError: unless ``0 <= start <= stop <= limit``.
+
+    Example:
+        >>> check_range(0, 5, 5)
+
+    """
+    if not 0 <= start <= stop <= limit:
+        raise ArgumentError(
+            f"position range [{start}, {stop}) is outside [0, {limit}); ask for "
+            "0 <= start <= stop within the ring (slot.offset to slot.offset + slot.size)"
+        )
 
 
 def stream_keys(seed: int, ring_id: int) -> dict[str, tuple[int, int]]:
