@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rpgcore.adapters.torch.generator import expand_ring, pack_indices
+from rpgcore.adapters.torch.generator import expand_slots, pack_indices
 from rpgcore.backends import torch as backend
 from rpgcore.errors import PlanError
 from rpgcore.plan import Plan
@@ -142,13 +142,11 @@ class RingBank:
     def _generate(self) -> dict[str, torch.Tensor]:
         kernels = {}
         for ring in self.plan.rings:
+            slots = [s for s in self.plan.slots if s.ring == ring.name]
+            layout = tuple((s.offset, s.size, s.shape, s.scale) for s in slots)
             packed = getattr(self.owner, PACKED_PREFIX + ring.name)
-            flat = expand_ring(self.ring(ring.name), packed)
-            for slot in (s for s in self.plan.slots if s.ring == ring.name):
-                scale = torch.tensor(slot.scale, dtype=flat.dtype, device=flat.device)
-                kernels[slot.name] = (
-                    flat[slot.offset : slot.offset + slot.size].view(slot.shape) * scale
-                )
+            generated = expand_slots(self.ring(ring.name), packed, layout)
+            kernels.update(zip((s.name for s in slots), generated, strict=True))
         return kernels
 
 

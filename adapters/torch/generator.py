@@ -1,13 +1,14 @@
 """The fused ring-to-kernels operation of the PyTorch adapter, with its own backward.
 
-Every generated value of one ring comes from one gather into one flat
-buffer. The sign is folded into the index: with the *signed ring*
-``[W, -W]`` (length ``2N``), position ``k`` reads entry ``u(k)`` when
-``s(k) = +1`` and ``N + u(k)`` when ``s(k) = -1`` (:func:`pack_indices`). So
-``flat[k] = s(k) * W[u(k)]`` exactly (spec section 5, before the per-slot
-scale, which callers apply to each slot's view), and the index memory is one
-int32 per generated parameter: **4 bytes**, regenerated from the plan
-whenever needed, never saved.
+Every generated value of one ring comes from one operation. The sign is
+folded into the index: with the *signed ring* ``[W, -W]`` (length ``2N``),
+position ``k`` reads entry ``u(k)`` when ``s(k) = +1`` and ``N + u(k)`` when
+``s(k) = -1`` (:func:`pack_indices`). So ``flat[k] = s(k) * W[u(k)]`` exactly
+(spec section 5), and the index memory is one int32 per generated
+parameter: **4 bytes**, regenerated from the plan whenever needed, never
+saved. :func:`expand_slots` gathers each slot's positions straight into that
+slot's kernel and applies its scale in place, so every kernel is a tensor of
+its own and its gradient reaches the backward untouched.
 
 The backward is the ring gradient of eq. 2, ``dL/dW = sum_i R_i^T dL/dK_i``:
 the flat gradient is added into the signed ring's ``2N`` slots and folded
@@ -39,7 +40,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["BLOCK_ROWS", "expand_ring", "pack_indices"]
+__all__ = ["BLOCK_ROWS", "SlotLayout", "expand_ring", "expand_slots", "pack_indices"]
 
 BLOCK_ROWS = 64
 """Blocks added per step by the row-wise backward (bounds its temporary memory)."""
@@ -82,26 +83,92 @@ def _row_wise(grad: torch.Tensor, packed: torch.Tensor, size: int) -> torch.Tens
     return total
 
 
-class _ExpandRing(torch.autograd.Function):
-    """Gather from ``[W, -W]`` forward; deterministic ordered addition backward."""
+SlotLayout = tuple[tuple[int, int, tuple[int, ...], float], ...]
+"""Per output: ``(offset, size, shape, scale)`` in the ring's position space, in position order."""
+
+
+def _scaled(tensor: torch.Tensor, scale: float) -> torch.Tensor:
+    """``tensor * scale``, in place, with the scale first rounded to the tensor's dtype."""
+    if scale == 1.0:
+        return tensor
+    return tensor.mul_(torch.tensor(scale, dtype=tensor.dtype))
+
+
+class _ExpandSlots(torch.autograd.Function):
+    """Gather from ``[W, -W]`` into one tensor per slot; ordered addition backward.
+
+    Each output is its own tensor, so the backward receives each slot's
+    gradient as it is: a slice of one shared buffer would instead zero-fill
+    and add a gradient the size of the whole position space once per slot.
+    """
 
     @staticmethod
-    def forward(ctx: Any, ring: torch.Tensor, packed: torch.Tensor, row_wise: bool) -> torch.Tensor:
+    def forward(
+        ctx: Any, ring: torch.Tensor, packed: torch.Tensor, layout: SlotLayout, row_wise: bool
+    ) -> tuple[torch.Tensor, ...]:
         ctx.save_for_backward(packed)
+        ctx.layout = layout
         ctx.size = ring.shape[0]
         ctx.row_wise = row_wise or ring.device.type != "cpu"
-        return torch.cat([ring, -ring]).index_select(0, packed)
+        ctx.set_materialize_grads(False)  # a slot the forward did not use adds nothing
+        signed = torch.cat([ring, -ring])
+        return tuple(
+            _scaled(signed.index_select(0, packed[offset : offset + count]), scale).view(shape)
+            for offset, count, shape, scale in layout
+        )
 
     @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (grad,) = grads
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         (packed,) = ctx.saved_tensors
+        layout: SlotLayout = ctx.layout
         size: int = ctx.size
+        present = [g for g in grads if g is not None]
+        if not present:
+            return None, None, None, None
         if ctx.row_wise:
-            signed = _row_wise(grad, packed, size)
+            flat = torch.cat(
+                [
+                    present[0].new_zeros(count) if g is None else g.reshape(-1) * scale
+                    for (_, count, _, scale), g in zip(layout, grads, strict=True)
+                ]
+            )
+            signed = _row_wise(flat, packed, size)
         else:  # the CPU adds serially, in position order
-            signed = grad.new_zeros(2 * size).index_add_(0, packed, grad)
-        return signed[:size] - signed[size:], None, None
+            signed = present[0].new_zeros(2 * size)
+            for (offset, count, _, scale), g in zip(layout, grads, strict=True):
+                if g is not None:
+                    signed.index_add_(
+                        0, packed[offset : offset + count], g.reshape(-1), alpha=scale
+                    )
+        return signed[:size] - signed[size:], None, None, None
+
+
+def expand_slots(
+    ring: torch.Tensor, packed: torch.Tensor, layout: SlotLayout, *, row_wise: bool = False
+) -> tuple[torch.Tensor, ...]:
+    """The generated kernels of one ring, ``scale_i * R_i W``, from one fused operation.
+
+    Args:
+        ring: the ring ``W``, a 1-D floating tensor of size ``N``.
+        packed: :func:`pack_indices` of the ring's whole position space.
+        layout: ``(offset, size, shape, scale)`` of each kernel, in position order.
+        row_wise: use the block-row backward on the CPU too (it is always
+            used on other devices); both are deterministic.
+
+    Returns:
+        One tensor per layout entry, in the ring's dtype; their backward
+        gives the ring gradient of eq. 2.
+
+    Example:
+        >>> ring = torch.tensor([1.0, 2.0, 3.0])
+        >>> packed = torch.tensor([2, 3, 1, 1], dtype=torch.int32)
+        >>> layout = ((0, 2, (2,), 1.0), (2, 2, (1, 2), 0.5))
+        >>> [k.tolist() for k in expand_slots(ring, packed, layout)]
+        [[3.0, -1.0], [[1.0, 1.0]]]
+
+    """
+    result: tuple[torch.Tensor, ...] = _ExpandSlots.apply(ring, packed, layout, row_wise)  # type: ignore[no-untyped-call]
+    return result
 
 
 def expand_ring(
@@ -125,5 +192,6 @@ def expand_ring(
         [3.0, -1.0, 2.0, 2.0]
 
     """
-    result: torch.Tensor = _ExpandRing.apply(ring, packed, row_wise)  # type: ignore[no-untyped-call]
-    return result
+    count = packed.shape[0]
+    (flat,) = expand_slots(ring, packed, ((0, count, (count,), 1.0),), row_wise=row_wise)
+    return flat
