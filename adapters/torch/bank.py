@@ -140,7 +140,7 @@ class RingBank:
         return self._cache[1]
 
     def _generate(self) -> dict[str, torch.Tensor]:
-        kernels = {}
+        kernels: dict[str, torch.Tensor] = {}
         for ring in self.plan.rings:
             slots = [s for s in self.plan.slots if s.ring == ring.name]
             layout = tuple((s.offset, s.size, s.shape, s.scale) for s in slots)

@@ -298,7 +298,7 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             logits = model(images)
             loss = nn.functional.cross_entropy(logits, labels)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             loss_sum += float(loss.detach()) * len(index)
             correct += int((logits.argmax(dim=1) == labels).sum())
