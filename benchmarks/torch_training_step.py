@@ -6,6 +6,8 @@ network and, with a 45K and a 5.6M ring, for:
 
 - ``fused``: :func:`rpgcore.adapters.torch.rpgify` (one fused generation per
   ring and forward, its own deterministic backward);
+- ``fused, gather``: the same with ``backward="gather"`` (the spec's inverse
+  gather and ordered block sum; 8 bytes of index per generated parameter);
 - ``naive``: the same plan generated per layer as ``ring[index] * sign``
   with int64 indices and float32 signs and autograd's default backward (an
   accumulating index-put), as in the paper's released code.
@@ -98,6 +100,11 @@ def main() -> None:
         model = rpg.rpgify(rpg.models.resnet18(num_classes=10, stem="cifar"), ring_size=ring_size)
         bitwise[ring_size] = torch.equal(ring_gradient(model, 32), ring_gradient(model, 32))
         models[f"RPG {ring_size:,} fused"] = model
+        models[f"RPG {ring_size:,} fused, gather"] = rpg.rpgify(
+            rpg.models.resnet18(num_classes=10, stem="cifar"),
+            ring_size=ring_size,
+            backward="gather",
+        )
         naive = naive_rpg(rpg.models.resnet18(num_classes=10, stem="cifar"), rpg.plan_of(model))
         models[f"RPG {ring_size:,} naive"] = naive
     steps = {label: stepper(model, args.batch) for label, model in models.items()}

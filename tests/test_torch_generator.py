@@ -9,7 +9,12 @@ from conftest import require
 torch = require("torch")
 
 import rpgcore  # noqa: E402
-from rpgcore.adapters.torch.generator import expand_ring, pack_indices  # noqa: E402
+from rpgcore.adapters.torch.generator import (  # noqa: E402
+    expand_ring,
+    expand_slots,
+    pack_indices,
+    pack_inverse,
+)
 from rpgcore.backends import torch as backend  # noqa: E402
 
 SLOTS = {"conv": (6, 4, 3, 3), "dw": (6, 1, 3, 3), "fc": (5, 6)}
@@ -133,3 +138,94 @@ def test_row_wise_backward_spans_several_chunks(monkeypatch: pytest.MonkeyPatch)
     want = plan.contract({"w": upstream.numpy().reshape(9, 10)})["global"]
     # float64 sums of 9 terms in another association: rounding only.
     np.testing.assert_allclose(ring.grad.numpy(), want, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("mode", "ring_size", "groups"),
+    [
+        ("perm_sign", 7, None),  # partial last block: 4*3 + 2*2 + 5 = 21 = 3*7, and 7 odd
+        ("perm_sign", 8, None),  # 21 = 2*8 + 5: a partial last block
+        ("perm", 5, None),
+        ("sign", 6, None),
+        ("none", 4, None),
+        ("perm_sign", {"body": 9, "head": 2}, {"a": "body", "b": "body", "c": "head"}),
+    ],
+)
+def test_gather_backward_is_plan_contract_bitwise(
+    mode: str, ring_size: object, groups: object
+) -> None:
+    # The inverse gather sums the blocks in the spec's order: equal to the
+    # numpy reference's contraction bit for bit, not just to rounding.
+    slots = {"a": (4, 3), "b": (2, 2), "c": (5,)}
+    plan = rpgcore.Plan.build(slots, ring_size=ring_size, seed=11, mode=mode, groups=groups)
+    rings = {n: torch.from_numpy(r).requires_grad_() for n, r in plan.init_ring().items()}
+    upstream = {
+        s.name: torch.randn(s.shape, generator=torch.Generator().manual_seed(i))
+        for i, s in enumerate(plan.slots)
+    }
+    total = torch.zeros(())
+    for ring in plan.rings:
+        geometry = plan.geometry(ring.name)
+        signs = backend.ring_signs(geometry, 0, geometry.generated)
+        inverse = pack_inverse(
+            backend.ring_inverse(geometry, 0, geometry.blocks * geometry.size), signs, ring.size
+        )
+        chosen = [s for s in plan.slots if s.ring == ring.name]
+        layout = tuple((s.offset, s.size, s.shape, s.scale) for s in chosen)
+        kernels = expand_slots(rings[ring.name], _packed(plan, ring.name), layout, inverse=inverse)
+        expected = plan.expand({n: r.detach().numpy() for n, r in rings.items()})
+        for slot, kernel in zip(chosen, kernels, strict=True):
+            assert np.array_equal(kernel.detach().numpy(), expected[slot.name])
+            total = total + (kernel * upstream[slot.name]).sum()
+    total.backward()
+    contract = plan.contract({n: g.numpy() for n, g in upstream.items()})
+    for name, ring in rings.items():
+        assert ring.grad is not None
+        assert np.array_equal(ring.grad.numpy(), contract[name]), name
+
+
+def test_rpgify_gather_backward_matches_add_and_costs_eight_bytes() -> None:
+    from rpgcore.adapters import torch as rpg
+
+    def build(backward: str) -> torch.nn.Module:
+        model = rpg.models.small_resnet(width=4)
+        return rpg.rpgify(model, ring_size=300, seed=2, backward=backward)
+
+    add, gather = build("add"), build("gather")
+    gather.load_state_dict(add.state_dict())  # the backward is not part of the state
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for model in (add, gather):
+        model(x).square().mean().backward()
+    # Only the order of the additions differs: float32 rounding over about
+    # 80 uses of each entry (M / N = 20,192 / 300), relative to the largest.
+    assert torch.allclose(add.rpg_ring_global.grad, gather.rpg_ring_global.grad, atol=1e-6)
+    generated = rpg.plan_of(add).generated_size
+    index_bytes = {
+        name: sum(b.numel() * b.element_size() for n, b in m.named_buffers() if "rpg_" in n)
+        for name, m in (("add", add), ("gather", gather))
+    }
+    assert index_bytes["add"] == 4 * generated
+    blocks = -(-generated // 300)
+    assert index_bytes["gather"] == 4 * generated + 4 * blocks * 300
+    assert "rpg_inverse_global" not in gather.state_dict()
+    plain = rpg.materialize(gather)
+    assert not any("rpg_" in n for n, _ in plain.named_buffers())
+    with pytest.raises(rpgcore.errors.ArgumentError, match="backward='scatter'"):
+        build("scatter")
+
+
+def test_a_model_copies_after_a_training_forward() -> None:
+    # The kernel cache of a forward with autograd is not copied (deepcopy
+    # refuses non-leaf tensors): an EMA-style copy works mid-training.
+    import copy
+
+    from rpgcore.adapters import torch as rpg
+
+    model = rpg.rpgify(rpg.models.small_resnet(width=4), ring_size=300)
+    x = torch.randn(2, 1, 28, 28)
+    model(x).sum().backward()
+    twin = copy.deepcopy(model)
+    assert torch.equal(twin.eval()(x), model.eval()(x))
+    with torch.no_grad():
+        twin.rpg_ring_global.add_(1.0)
+    assert not torch.equal(twin(x), model(x))  # the copy has its own ring and bank

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +207,17 @@ def test_demo_writes_table_plot_and_ring_file(tmp_path: Path) -> None:
     assert output.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plan, _, _ = rpgcore.load(output.ring_file)  # the smallest RPG model: width 2's DoF
     assert plan.ring_parameters == output.rows[0].dof - _ordinary(width=16)
+
+
+def test_train_command_is_repeatable_across_processes(tmp_path: Path) -> None:
+    # Two separate processes with the same seed write byte-identical ring files.
+    data = _npz(tmp_path)
+    files = []
+    for run in ("a", "b"):
+        out = tmp_path / f"{run}.rpg.safetensors"
+        argv = ["train", "--data", str(data), "--width", "4", "--ring-size", "700", "--quiet"]
+        argv += ["--epochs", "2", "--out", str(out)]
+        code = f"import sys, rpgcore.cli; sys.exit(rpgcore.cli.main({argv!r}))"
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, capture_output=True)
+        files.append(out.read_bytes())
+    assert files[0] == files[1]

@@ -31,15 +31,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rpgcore.adapters.torch.generator import expand_slots, pack_indices
+from rpgcore.adapters.torch.generator import expand_slots, pack_indices, pack_inverse
 from rpgcore.backends import torch as backend
-from rpgcore.errors import PlanError
+from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
 
-__all__ = ["RING_PREFIX", "RingBank"]
+__all__ = ["BACKWARDS", "RING_PREFIX", "RingBank"]
 
 RING_PREFIX = "rpg_ring_"
 PACKED_PREFIX = "rpg_packed_"
+INVERSE_PREFIX = "rpg_inverse_"
+BACKWARDS = ("add", "gather")
+"""Ring-gradient methods: ordered addition (4 bytes of index per generated
+parameter) or the spec's inverse gather and block sum (8 bytes)."""
 
 
 class RingBank:
@@ -54,24 +58,36 @@ class RingBank:
 
     """
 
-    def __init__(self, owner: nn.Module, plan: Plan) -> None:
+    def __init__(self, owner: nn.Module, plan: Plan, backward: str = "add") -> None:
         self.owner = owner
         self.plan = plan
+        self.backward = backward
         self._cache: tuple[tuple[object, ...], dict[str, torch.Tensor]] | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        """Copies (``copy.deepcopy`` of the model, say for an EMA copy) start with no cache.
+
+        The cached kernels of a training forward are not graph leaves, which
+        ``deepcopy`` refuses, and would be stale for the copy anyway.
+        """
+        return {**self.__dict__, "_cache": None}
+
     @classmethod
-    def attach(cls, owner: nn.Module, plan: Plan) -> RingBank:
+    def attach(cls, owner: nn.Module, plan: Plan, backward: str = "add") -> RingBank:
         """Register the plan's initial rings and packed indices on ``owner``.
 
         Args:
             owner: the model.
             plan: the plan; ring names must be valid identifiers.
+            backward: one of :data:`BACKWARDS`; ``"gather"`` also registers
+                the inverse indices ``rpg_inverse_<name>`` (non-persistent).
 
         Returns:
             The bank.
 
         Raises:
             PlanError: a ring name that cannot name a parameter.
+            ArgumentError: an unknown ``backward``.
 
         Example:
             >>> import rpgcore
@@ -81,6 +97,8 @@ class RingBank:
             torch.Size([3])
 
         """
+        if backward not in BACKWARDS:
+            raise ArgumentError(f"backward={backward!r}: use one of {', '.join(BACKWARDS)}")
         for ring in plan.rings:
             if not ring.name.isidentifier():
                 raise PlanError(
@@ -91,10 +109,11 @@ class RingBank:
             owner.register_parameter(
                 RING_PREFIX + ring.name, nn.Parameter(torch.from_numpy(initial[ring.name]))
             )
-            owner.register_buffer(
-                PACKED_PREFIX + ring.name, _packed(plan, ring.name), persistent=False
-            )
-        return cls(owner, plan)
+            packed, inverse = _packed(plan, ring.name, inverse=backward == "gather")
+            owner.register_buffer(PACKED_PREFIX + ring.name, packed, persistent=False)
+            if inverse is not None:
+                owner.register_buffer(INVERSE_PREFIX + ring.name, inverse, persistent=False)
+        return cls(owner, plan, backward)
 
     def ring(self, name: str) -> torch.Tensor:
         """The ring parameter called ``name``, as the model currently holds it."""
@@ -145,13 +164,18 @@ class RingBank:
             slots = [s for s in self.plan.slots if s.ring == ring.name]
             layout = tuple((s.offset, s.size, s.shape, s.scale) for s in slots)
             packed = getattr(self.owner, PACKED_PREFIX + ring.name)
-            generated = expand_slots(self.ring(ring.name), packed, layout)
+            inverse = getattr(self.owner, INVERSE_PREFIX + ring.name, None)
+            generated = expand_slots(self.ring(ring.name), packed, layout, inverse=inverse)
             kernels.update(zip((s.name for s in slots), generated, strict=True))
         return kernels
 
 
-def _packed(plan: Plan, name: str) -> torch.Tensor:
+def _packed(plan: Plan, name: str, *, inverse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     geometry = plan.geometry(name)
     indices = backend.ring_indices(geometry, 0, geometry.generated)
     signs = backend.ring_signs(geometry, 0, geometry.generated)
-    return pack_indices(indices, signs, geometry.size)
+    packed = pack_indices(indices, signs, geometry.size)
+    if not inverse:
+        return packed, None
+    offsets = backend.ring_inverse(geometry, 0, geometry.blocks * geometry.size)
+    return packed, pack_inverse(offsets, signs, geometry.size)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rpgcore.adapters.torch.bank import PACKED_PREFIX, RING_PREFIX, RingBank
+from rpgcore.adapters.torch.bank import INVERSE_PREFIX, PACKED_PREFIX, RING_PREFIX, RingBank
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
 from rpgcore.plan import Plan
 
@@ -198,6 +198,7 @@ def rpgify(
     mode: str = "perm_sign",
     scope: str | Callable[[str, nn.Module], str] = "global",
     include: Callable[[str, nn.Module], bool] | None = None,
+    backward: str = "add",
 ) -> nn.Module:
     """Convert a model in place so that its kernels are generated from rings.
 
@@ -216,6 +217,13 @@ def rpgify(
             ``(name, module) -> ring name``.
         include: ``(name, module) -> bool`` choosing the layers to generate;
             by default all candidates but the last ``Linear`` (the classifier).
+        backward: how the ring gradient is computed. ``"add"`` (default):
+            the kernel gradients are added into the signed ring in position
+            order (block by block into separate rows off the CPU), 4 bytes of
+            index per generated parameter. ``"gather"``: the spec's inverse
+            gather and ordered block sum, no scatter at all, bitwise equal to
+            :meth:`rpgcore.Plan.contract`, 8 bytes per generated parameter.
+            Both are deterministic.
 
     Returns:
         ``model`` itself, converted.
@@ -268,12 +276,13 @@ def rpgify(
     plan = Plan.build(slots, ring_size=sizes, seed=seed, mode=mode, groups=groups)
     reference = layers[0][1].weight
     root_class = _root_class(type(model))
-    bank = RingBank.attach(model, plan)
+    bank = RingBank.attach(model, plan, backward)
     for name in plan.ring_sizes:
         parameter = getattr(model, RING_PREFIX + name)
         parameter.data = parameter.data.to(device=reference.device, dtype=reference.dtype)
-        packed = getattr(model, PACKED_PREFIX + name)
-        setattr(model, PACKED_PREFIX + name, packed.to(reference.device))
+        for prefix in (PACKED_PREFIX, INVERSE_PREFIX):
+            if hasattr(model, prefix + name):
+                setattr(model, prefix + name, getattr(model, prefix + name).to(reference.device))
     for name, module in layers:
         del module.weight
         module.__class__ = _generated_class(type(module))
@@ -339,6 +348,7 @@ def materialize(model: nn.Module) -> nn.Module:
     for ring in plan.rings:
         del copied._parameters[RING_PREFIX + ring.name]
         del copied._buffers[PACKED_PREFIX + ring.name]
+        copied._buffers.pop(INVERSE_PREFIX + ring.name, None)
     copied.__class__ = _base_of(copied)
     for key, hook in list(copied._forward_pre_hooks.items()):
         if hook is _forget_kernels:

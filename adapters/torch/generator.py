@@ -40,7 +40,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["BLOCK_ROWS", "SlotLayout", "expand_ring", "expand_slots", "pack_indices"]
+__all__ = [
+    "BLOCK_ROWS",
+    "SlotLayout",
+    "expand_ring",
+    "expand_slots",
+    "pack_indices",
+    "pack_inverse",
+]
 
 BLOCK_ROWS = 64
 """Blocks added per step by the row-wise backward (bounds its temporary memory)."""
@@ -66,6 +73,52 @@ def pack_indices(indices: torch.Tensor, signs: torch.Tensor, size: int) -> torch
     """
     dtype = torch.int32 if 2 * size <= 2**31 else torch.int64
     return indices.to(dtype) + (signs < 0).to(dtype) * size
+
+
+def pack_inverse(inverse: torch.Tensor, signs: torch.Tensor, size: int) -> torch.Tensor:
+    """The inverse gather of spec section 7, with signs folded in.
+
+    For block ``q`` and ring entry ``e``, the position that reads ``e`` is
+    ``k = q*N + r`` with ``r = pi_q^-1(e)``. The result indexes the table
+    ``[G, -G, 0]`` of a flat kernel gradient ``G`` (length ``M``): ``k`` when
+    ``s(k) = +1``, ``M + k`` when ``s(k) = -1``, and ``2M`` (the zero) when
+    ``k >= M`` (past the end of a partial last block). Gathering it and
+    summing the ``Q`` rows of ``N`` in order gives the ring gradient with no
+    scatter at all.
+
+    Args:
+        inverse: ``pi_q^-1(e)`` for every ``(q, e)`` (int32, ``Q*N`` values), as
+            :func:`rpgcore.backends.torch.ring_inverse` gives.
+        signs: the int8 signs of all ``M`` positions.
+        size: the ring size ``N``.
+
+    Returns:
+        ``Q*N`` indices, int32 when ``2M + 1 <= 2**31``, else int64.
+
+    Example:
+        >>> pack_inverse(torch.tensor([1, 0, 0, 1], dtype=torch.int32),
+        ...              torch.tensor([1, -1, 1], dtype=torch.int8), 2).tolist()
+        [4, 0, 2, 6]
+
+    """
+    generated = signs.shape[0]
+    blocks = inverse.shape[0] // size
+    base = torch.arange(blocks, device=inverse.device, dtype=torch.int64).repeat_interleave(size)
+    position = base * size + inverse.to(torch.int64)
+    inside = position < generated
+    negative = signs[position.clamp(max=generated - 1)] < 0
+    packed = torch.where(inside, position + negative.to(torch.int64) * generated, 2 * generated)
+    return packed.to(torch.int32 if 2 * generated + 1 <= 2**31 else torch.int64)
+
+
+def _gathered(grad: torch.Tensor, inverse: torch.Tensor, size: int) -> torch.Tensor:
+    """``sum over q, in increasing q, of [G, -G, 0][inverse[q]]``: the ring gradient."""
+    table = torch.cat([grad, -grad, grad.new_zeros(1)])
+    rows = table.index_select(0, inverse).view(-1, size)
+    total = grad.new_zeros(size)
+    for row in rows:  # the spec's order: one block after another, from +0.0
+        total = total + row
+    return total
 
 
 def _row_wise(grad: torch.Tensor, packed: torch.Tensor, size: int) -> torch.Tensor:
@@ -104,9 +157,14 @@ class _ExpandSlots(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, ring: torch.Tensor, packed: torch.Tensor, layout: SlotLayout, row_wise: bool
+        ctx: Any,
+        ring: torch.Tensor,
+        packed: torch.Tensor,
+        inverse: torch.Tensor | None,
+        layout: SlotLayout,
+        row_wise: bool,
     ) -> tuple[torch.Tensor, ...]:
-        ctx.save_for_backward(packed)
+        ctx.save_for_backward(packed, inverse)
         ctx.layout = layout
         ctx.size = ring.shape[0]
         ctx.row_wise = row_wise or ring.device.type != "cpu"
@@ -119,19 +177,21 @@ class _ExpandSlots(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        (packed,) = ctx.saved_tensors
+        packed, inverse = ctx.saved_tensors
         layout: SlotLayout = ctx.layout
         size: int = ctx.size
         present = [g for g in grads if g is not None]
         if not present:
-            return None, None, None, None
-        if ctx.row_wise:
+            return None, None, None, None, None
+        if inverse is not None or ctx.row_wise:
             flat = torch.cat(
                 [
                     present[0].new_zeros(count) if g is None else g.reshape(-1) * scale
                     for (_, count, _, scale), g in zip(layout, grads, strict=True)
                 ]
             )
+            if inverse is not None:
+                return _gathered(flat, inverse, size), None, None, None, None
             signed = _row_wise(flat, packed, size)
         else:  # the CPU adds serially, in position order
             signed = present[0].new_zeros(2 * size)
@@ -140,11 +200,16 @@ class _ExpandSlots(torch.autograd.Function):
                     signed.index_add_(
                         0, packed[offset : offset + count], g.reshape(-1), alpha=scale
                     )
-        return signed[:size] - signed[size:], None, None, None
+        return signed[:size] - signed[size:], None, None, None, None
 
 
 def expand_slots(
-    ring: torch.Tensor, packed: torch.Tensor, layout: SlotLayout, *, row_wise: bool = False
+    ring: torch.Tensor,
+    packed: torch.Tensor,
+    layout: SlotLayout,
+    *,
+    row_wise: bool = False,
+    inverse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """The generated kernels of one ring, ``scale_i * R_i W``, from one fused operation.
 
@@ -154,6 +219,10 @@ def expand_slots(
         layout: ``(offset, size, shape, scale)`` of each kernel, in position order.
         row_wise: use the block-row backward on the CPU too (it is always
             used on other devices); both are deterministic.
+        inverse: :func:`pack_inverse` of the ring: the backward is then the
+            spec's inverse gather and ordered block sum (no scatter, no
+            atomics, bitwise the spec's contraction), at 4 more bytes of
+            index per generated parameter.
 
     Returns:
         One tensor per layout entry, in the ring's dtype; their backward
@@ -167,7 +236,9 @@ def expand_slots(
         [[3.0, -1.0], [[1.0, 1.0]]]
 
     """
-    result: tuple[torch.Tensor, ...] = _ExpandSlots.apply(ring, packed, layout, row_wise)  # type: ignore[no-untyped-call]
+    result: tuple[torch.Tensor, ...] = _ExpandSlots.apply(  # type: ignore[no-untyped-call]
+        ring, packed, inverse, layout, row_wise
+    )
     return result
 
 
