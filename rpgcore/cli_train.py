@@ -25,14 +25,12 @@ from typing import Any
 from rpgcore import spec
 from rpgcore.data import DATASETS
 from rpgcore.errors import ArgumentError, BackendUnavailableError
-from rpgcore.training import SCHEDULES, Progress, TrainConfig
+from rpgcore.training import MODELS, SCHEDULES, Progress, TrainConfig
 
 __all__ = ["FRAMEWORKS", "add_parsers", "run"]
 
 FRAMEWORKS = ("torch",)
 """Frameworks with a training loop."""
-
-MODELS = ("small_resnet", "resnet18", "resnet34")
 
 
 def _adapter(framework: str, module: str) -> ModuleType:

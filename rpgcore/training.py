@@ -26,6 +26,7 @@ import numpy as np
 from rpgcore.errors import ArgumentError
 
 __all__ = [
+    "MODELS",
     "SCHEDULES",
     "EpochRecord",
     "Progress",
@@ -34,6 +35,9 @@ __all__ = [
     "batch_order",
     "learning_rate",
 ]
+
+MODELS = ("small_resnet", "resnet18", "resnet34")
+"""The reference networks every framework's training loop builds by name."""
 
 SCHEDULES = ("step", "cosine", "constant")
 """``step``: x0.1 at 50% and 75% of the epochs (the CIFAR recipe); ``cosine``; ``constant``."""

@@ -126,22 +126,16 @@ def run(
     torch.manual_seed(seed)
     train("vanilla (full)", build_model("small_resnet", dataset, width=REFERENCE_WIDTH), "width 16")
     assert smallest is not None
-    paths = DemoOutput(
-        rows=rows,
-        csv=folder / "demo.csv",
-        plot=folder / "demo.png",
-        ring_file=folder / "demo.rpg.safetensors",
-        seconds=0.0,
-    )
-    write_csv(rows, paths.csv)
-    write_plot(rows, paths.plot, title=f"small ResNet on {dataset.name}, {epochs} epochs")
-    save(smallest[1], paths.ring_file)
+    csv, plot, ring_file = folder / "demo.csv", folder / "demo.png", folder / "demo.rpg.safetensors"
+    write_csv(rows, csv)
+    write_plot(rows, plot, title=f"small ResNet on {dataset.name}, {epochs} epochs")
+    save(smallest[1], ring_file)
     seconds = time.perf_counter() - started
     say("")
     say(table(rows))
     say("")
-    say(f"table      {paths.csv}")
-    say(f"plot       {paths.plot}")
-    say(f"ring file  {paths.ring_file} (RPG, DoF {smallest[0]:,}; rpgcore inspect it)")
+    say(f"table      {csv}")
+    say(f"plot       {plot}")
+    say(f"ring file  {ring_file} (RPG, DoF {smallest[0]:,}; rpgcore inspect it)")
     say(f"time       {seconds:.0f} s")
-    return DemoOutput(rows, paths.csv, paths.plot, paths.ring_file, seconds)
+    return DemoOutput(rows, csv, plot, ring_file, seconds)

@@ -41,6 +41,7 @@ from rpgcore.adapters.torch.io import save as save_ring_file
 from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError
 from rpgcore.training import (
+    MODELS,
     EpochRecord,
     Progress,
     TrainConfig,
@@ -59,9 +60,6 @@ __all__ = [
     "prepare",
     "save",
 ]
-
-MODELS = ("small_resnet", "resnet18", "resnet34")
-"""Model names :func:`build_model` knows."""
 
 
 def build_model(name: str, data: Dataset, *, width: int = 16) -> nn.Module:
