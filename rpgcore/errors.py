@@ -32,6 +32,7 @@ __all__ = [
     "RingFileTruncatedError",
     "RingFileWriteError",
     "RpgError",
+    "SettingsWarning",
     "SpecVersionError",
 ]
 
@@ -93,3 +94,7 @@ class PlanMismatchError(RingFileError, PlanError):
 
 class RingDtypeError(RingFileError, PlanError):
     """A ring or tensor has a dtype that rpgcore cannot use there."""
+
+
+class SettingsWarning(UserWarning):
+    """A ring file's layer settings (normalisation epsilon, padding) differ from the model's."""

@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,18 +54,30 @@ from rpgcore.errors import (
 )
 from rpgcore.plan import Plan
 
-__all__ = ["FORMAT", "buffer_names", "checksum", "load", "read_metadata", "save"]
+__all__ = [
+    "FORMAT",
+    "RingFile",
+    "buffer_names",
+    "checksum",
+    "load",
+    "load_file",
+    "read_metadata",
+    "save",
+]
 
 FORMAT = "rpgcore-ring"
 RING_PREFIX = "rings/"
 EXTRA_PREFIX = "extras/"
 RING_DTYPES = frozenset({"F16", "F32", "F64"})
-METADATA_KEYS = frozenset({"format", "spec", "plan", "buffers", "rpgcore", "checksum"})
+METADATA_KEYS = frozenset({"format", "spec", "plan", "buffers", "model", "rpgcore", "checksum"})
 """Every metadata key a ring file may hold; any other key is an error."""
 
 
 def checksum(
-    plan_json: str, tensors: Mapping[str, NDArray[Any]], buffers: Iterable[str] = ()
+    plan_json: str,
+    tensors: Mapping[str, NDArray[Any]],
+    buffers: Iterable[str] = (),
+    model: str | None = None,
 ) -> str:
     """The ring file checksum: SHA-256 over the plan, the buffer names and every tensor.
 
@@ -74,6 +87,7 @@ def checksum(
     - the plan JSON, then NUL;
     - the number of buffer names in decimal, then NUL, then each buffer name
       followed by NUL;
+    - only when the file has one, the model description JSON, then NUL;
     - for each tensor: its name, NUL, its safetensors dtype, NUL, its shape
       as decimal integers joined by ``,`` (empty for a 0-d tensor), NUL, then
       its little-endian row-major bytes.
@@ -82,6 +96,7 @@ def checksum(
         plan_json: the plan JSON text.
         tensors: the file's tensors under their full names.
         buffers: names of the extras that are not trainable.
+        model: the model description JSON (see :mod:`rpgcore.porting`), if any.
 
     Returns:
         ``"sha256:<64 hex digits>"``.
@@ -96,6 +111,8 @@ def checksum(
     digest.update(f"{len(names)}\0".encode())
     for name in names:
         digest.update(name.encode("utf-8") + b"\0")
+    if model is not None:
+        digest.update(model.encode("utf-8") + b"\0")
     for name in sorted(tensors):
         array = np.asarray(tensors[name], order="C")  # keeps 0-d arrays 0-d
         kind = safetensors_io.dtype_name(array.dtype)
@@ -181,6 +198,7 @@ def save(
     extras: Mapping[str, ArrayLike] | None = None,
     *,
     buffers: Iterable[str] = (),
+    model: str | None = None,
 ) -> None:
     """Write a ring file atomically.
 
@@ -193,6 +211,9 @@ def save(
         buffers: names of the extras that are state, not trainable parameters
             (normalisation statistics, counters); ``rpgcore inspect`` leaves
             them out of the degrees of freedom.
+        model: the model description (JSON text) that lets another framework
+            match the extras to its own tensors; adapters write it with
+            :func:`rpgcore.porting.save`.
 
     Raises:
         PlanMismatchError: rings missing, unknown or of the wrong size.
@@ -213,14 +234,17 @@ def save(
     checked_path(path)  # fail on an unusable path before any work
     tensors = _collect(plan, rings, extras)
     state = _check_buffers(buffers, extras or {})
+    if model is not None and not isinstance(model, str):
+        raise ArgumentError(f"model must be JSON text or None, got {type(model).__name__}")
     plan_json = plan.to_json()
     metadata = {
         "format": FORMAT,
         "spec": plan.spec,
         "plan": plan_json,
         "buffers": json.dumps(state),
+        **({} if model is None else {"model": model}),
         "rpgcore": __version__,
-        "checksum": checksum(plan_json, tensors, state),
+        "checksum": checksum(plan_json, tensors, state, model),
     }
     head, arrays = safetensors_io.encode_header(tensors, metadata)
     write_atomically(path, [head, *(array.data for array in arrays)])
@@ -279,6 +303,26 @@ def _check_metadata(path: str | os.PathLike[str], metadata: Mapping[str, str]) -
     return dict(metadata)
 
 
+@dataclass(frozen=True)
+class RingFile:
+    """Everything a ring file holds, as :func:`load_file` reads it.
+
+    Attributes:
+        plan: the plan.
+        rings: ring name to writable array.
+        extras: extra name to writable array.
+        buffers: the extras that are state, not trainable (sorted).
+        model: the model description JSON (:mod:`rpgcore.porting`), or ``None``.
+
+    """
+
+    plan: Plan
+    rings: dict[str, NDArray[Any]]
+    extras: dict[str, NDArray[Any]]
+    buffers: tuple[str, ...]
+    model: str | None
+
+
 def load(
     path: str | os.PathLike[str],
 ) -> tuple[Plan, dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
@@ -311,10 +355,37 @@ def load(
         dtype('float32')
 
     """
+    content = load_file(path)
+    return content.plan, content.rings, content.extras
+
+
+def load_file(path: str | os.PathLike[str]) -> RingFile:
+    """Read and fully validate a ring file, with its buffer names and model description.
+
+    Args:
+        path: the ring file.
+
+    Returns:
+        The file's contents.
+
+    Raises:
+        RingFileError: as :func:`load` raises them.
+
+    Example:
+        >>> import tempfile, os
+        >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
+        >>> p = os.path.join(tempfile.mkdtemp(), "r.safetensors")
+        >>> save(p, plan, plan.init_ring(), {"b": np.zeros(2)}, buffers=["b"])
+        >>> content = load_file(p)
+        >>> content.buffers, content.model
+        (('b',), None)
+
+    """
     tensors, raw_metadata = _read(path)
     metadata = _check_metadata(path, raw_metadata)
     state = buffer_names(metadata)
-    expected = checksum(metadata["plan"], tensors, state)
+    model = metadata.get("model")
+    expected = checksum(metadata["plan"], tensors, state, model)
     if metadata.get("checksum") != expected:
         raise ChecksumError(
             f"{str(path)!r} is damaged: its checksum {metadata.get('checksum')!r} does not match "
@@ -356,4 +427,4 @@ def load(
         rings = plan.check_rings(rings)
     except PlanMismatchError as error:
         raise PlanMismatchError(f"{str(path)!r}: {error}") from None
-    return plan, rings, extras
+    return RingFile(plan, rings, extras, tuple(state), model)

@@ -1,9 +1,10 @@
 """Ring files for PyTorch models: ``save`` and ``load``.
 
 A ring file (see ``docs/ringfile.md``) holds the plan, the rings and every
-other tensor of the model's ``state_dict`` under its ``state_dict`` name
-(biases, normalisation parameters and statistics, excluded layers), with the
-buffers marked as such. Any adapter can read it into the same architecture.
+other tensor of the model (biases, normalisation parameters and statistics,
+excluded layers) under its ``state_dict`` name, with the model description
+of :mod:`rpgcore.porting`: any adapter can read it into the same
+architecture, matching tensors by order and shape.
 
 Example:
     >>> import os, tempfile
@@ -27,23 +28,11 @@ import os
 import torch
 from torch import nn
 
-import rpgcore
-from rpgcore.adapters.torch.bank import RING_PREFIX
+from rpgcore import porting
 from rpgcore.adapters.torch.convert import BANK, plan_of
-from rpgcore.errors import PlanMismatchError
+from rpgcore.adapters.torch.describe import describe
 
 __all__ = ["load", "save"]
-
-
-def _ordinary_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Every state_dict tensor outside the ring bank, and which of them are buffers."""
-    state = {
-        k: v
-        for k, v in model.state_dict().items()
-        if not k.startswith(RING_PREFIX) and k != "_extra_state"
-    }
-    buffers = {name for name, _ in model.named_buffers()}
-    return state, sorted(name for name in state if name in buffers)
 
 
 def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -68,22 +57,30 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
     plan = plan_of(model)
     bank = model.__dict__[BANK]
     rings = {name: bank.ring(name).detach().cpu().numpy() for name in plan.ring_sizes}
-    state, buffers = _ordinary_state(model)
-    extras = {name: tensor.detach().cpu().numpy() for name, tensor in state.items()}
-    rpgcore.save(path, plan, rings, extras=extras, buffers=buffers)
+    tensors, layers, live = describe(model)
+    values = {name: tensor.detach().cpu().numpy() for name, tensor in live.items()}
+    porting.save(path, plan, rings, tensors, values, layers)
 
 
 def load(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Fill a converted model from a ring file written by any adapter.
+
+    The file is matched to the model by the order and shapes of the
+    generated layers and of the other tensors (:mod:`rpgcore.porting`), so a
+    file trained with the same architecture in JAX or Keras loads too.
 
     Args:
         model: a model converted with the same architecture and plan.
         path: the ring file.
 
     Raises:
-        PlanMismatchError: the file's plan is not the model's, or its extras
-            do not match the model's other tensors.
+        PlanMismatchError: the file's plan or tensors do not fit the model;
+            the message names the first difference and both shapes.
         RingFileError: the file is missing or damaged (see :func:`rpgcore.load`).
+
+    Warns:
+        SettingsWarning: a layer setting (normalisation epsilon, padding)
+            in the file differs from the model's.
 
     Example:
         >>> import os, tempfile
@@ -95,32 +92,13 @@ def load(model: nn.Module, path: str | os.PathLike[str]) -> None:
 
     """
     plan = plan_of(model)
-    saved, rings, extras = rpgcore.load(path)
-    if saved != plan:
-        raise PlanMismatchError(
-            f"{os.fspath(path)!r} holds a plan for rings {saved.ring_sizes} (seed {saved.seed}, "
-            f"mode {saved.mode}, {len(saved.slots)} slots); the model's is {plan.ring_sizes} "
-            f"(seed {plan.seed}, mode {plan.mode}, {len(plan.slots)} slots): convert the model "
-            "with the rpgify arguments the file was written with"
-        )
-    state, _ = _ordinary_state(model)
-    missing = sorted(set(state) - set(extras))
-    unknown = sorted(set(extras) - set(state))
-    if missing or unknown:
-        raise PlanMismatchError(
-            f"{os.fspath(path)!r} does not fit the model: missing tensors {missing[:5]}, "
-            f"unknown tensors {unknown[:5]}"
-        )
+    tensors, layers, live = describe(model)
+    rings, values = porting.load(path, plan, tensors, layers)
     bank = model.__dict__[BANK]
     with torch.no_grad():
-        for name in plan.ring_sizes:
-            bank.ring(name).copy_(torch.from_numpy(rings[name]))
-        for name, tensor in state.items():
-            value = torch.from_numpy(extras[name])
-            if tuple(value.shape) != tuple(tensor.shape):
-                raise PlanMismatchError(
-                    f"{os.fspath(path)!r}: {name} has shape {tuple(value.shape)}, the model's "
-                    f"is {tuple(tensor.shape)}"
-                )
-            tensor.copy_(value)
+        for name, ring in rings.items():
+            target = bank.ring(name)
+            target.copy_(torch.from_numpy(ring).to(target.dtype))
+        for name, value in values.items():
+            live[name].copy_(torch.from_numpy(value))
     bank.forget()

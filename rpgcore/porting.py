@@ -1,0 +1,538 @@
+"""Portable ring files: match a file to a model by order and shape, never by name.
+
+A Keras user's layers are called ``conv2d_3``, a PyTorch user's
+``features.3``, a Flax user's ``layers.0.conv``. So that a ring file trained
+in one framework loads into the same architecture written in another, every
+adapter describes its model to the core in neutral terms:
+
+- :class:`Tensor`: each non-generated tensor (bias, normalisation scale,
+  offset and statistics, an excluded layer's weight), in the model's layer
+  order, with its layer *kind*, its *role* in the layer and its shape in the
+  canonical (PyTorch) layout of spec section 2.2;
+- :class:`Layer`: each layer's settings that change its function without
+  being tensors (normalisation epsilon and momentum; convolution stride,
+  dilation, groups and padding).
+
+:func:`save` writes the ring file with that description (metadata
+``model``); :func:`load` matches the file to a model: the plans slot by slot
+(shapes, rings, scales, seed and mode; slot and ring names are ignored), the
+tensors one by one in order (kind, role and shape), and warns with
+:class:`~rpgcore.errors.SettingsWarning`, naming the layer, where a setting
+differs. A mismatch raises :class:`~rpgcore.errors.PlanMismatchError` naming
+the first differing slot or tensor with both shapes.
+
+Tensors whose role is ``"native"`` exist in one framework only (PyTorch's
+``num_batches_tracked``): they are saved, loaded back into the same
+framework by name, and skipped when matching across frameworks.
+
+Example:
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import rpgcore
+    >>> from rpgcore import porting
+    >>> plan = rpgcore.Plan.build({"conv.weight": (4, 3, 3, 3)}, ring_size=20)
+    >>> torch_side = [porting.Tensor("bn.weight", "bn", "norm", "scale", (4,), False)]
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.rpg.safetensors")
+    >>> porting.save(path, plan, plan.init_ring(), torch_side,
+    ...              {"bn.weight": np.full(4, 0.5, np.float32)}, [])
+    >>> other = rpgcore.Plan.build({"conv2d/kernel": (4, 3, 3, 3)}, ring_size=20)
+    >>> keras_side = [porting.Tensor("batch_normalization/gamma", "batch_normalization",
+    ...                              "norm", "scale", (4,), False)]
+    >>> rings, values = porting.load(path, other, keras_side, [])
+    >>> values["batch_normalization/gamma"].tolist()
+    [0.5, 0.5, 0.5, 0.5]
+
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from rpgcore import ringfile
+from rpgcore.errors import ArgumentError, PlanMismatchError, RingFileFormatError, SettingsWarning
+from rpgcore.plan import Plan
+
+__all__ = [
+    "KINDS",
+    "ROLES",
+    "Layer",
+    "Tensor",
+    "describe",
+    "load",
+    "match_plans",
+    "padding_pairs",
+    "save",
+]
+
+KINDS = ("conv", "conv_transpose", "linear", "norm", "other")
+"""Layer kinds; ``"other"`` for anything else that holds tensors."""
+
+ROLES = ("weight", "bias", "scale", "offset", "mean", "var", "native")
+"""Tensor roles: ``weight`` and ``bias`` of a convolution or dense layer; ``scale``,
+``offset``, ``mean`` and ``var`` of a normalisation layer; ``native`` for a
+tensor only one framework has."""
+
+MODEL_FORMAT = "rpgcore-model-1"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One non-generated tensor of a model, described for porting.
+
+    Args:
+        name: the framework's own name for it (the key in the file, and in messages).
+        layer: the framework's name of its layer (messages only).
+        kind: the layer's kind, one of :data:`KINDS`.
+        role: its role in the layer, one of :data:`ROLES`.
+        shape: its shape in the canonical (PyTorch) layout.
+        buffer: ``True`` for state that is not trained (running statistics).
+
+    Raises:
+        ArgumentError: an unknown kind or role, or a bad shape.
+
+    Example:
+        >>> Tensor("fc.bias", "fc", "linear", "bias", (10,), False).shape
+        (10,)
+
+    """
+
+    name: str
+    layer: str
+    kind: str
+    role: str
+    shape: tuple[int, ...]
+    buffer: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ArgumentError(f"tensor name {self.name!r}: use a non-empty string")
+        if self.kind not in KINDS:
+            raise ArgumentError(f"tensor {self.name!r}: kind {self.kind!r}, use one of {KINDS}")
+        if self.role not in ROLES:
+            raise ArgumentError(f"tensor {self.name!r}: role {self.role!r}, use one of {ROLES}")
+        shape = tuple(self.shape)
+        if not all(isinstance(d, int | np.integer) and d >= 0 for d in shape):
+            raise ArgumentError(f"tensor {self.name!r}: shape {self.shape!r} is not a shape")
+        object.__setattr__(self, "shape", tuple(int(d) for d in shape))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer's function-changing settings that are not tensors.
+
+    Normalisation layers: ``{"eps": float, "momentum": float or None}``, the
+    momentum in PyTorch's convention (the weight of the new batch statistic;
+    a Keras or Flax momentum ``m`` is ``1 - m`` here). Convolutions:
+    ``{"stride": [...], "dilation": [...], "groups": int, "padding": ...}``
+    with the padding as :func:`padding_pairs` writes it.
+
+    Args:
+        name: the framework's name of the layer (messages only).
+        kind: one of :data:`KINDS`.
+        settings: JSON-compatible values.
+
+    Raises:
+        ArgumentError: an unknown kind, or settings that are not JSON.
+
+    Example:
+        >>> Layer("bn1", "norm", {"eps": 1e-5, "momentum": 0.1}).settings["eps"]
+        1e-05
+
+    """
+
+    name: str
+    kind: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ArgumentError(f"layer {self.name!r}: kind {self.kind!r}, use one of {KINDS}")
+        try:
+            text = json.dumps(dict(self.settings), sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ArgumentError(
+                f"layer {self.name!r}: settings {self.settings!r} are not JSON ({error})"
+            ) from None
+        object.__setattr__(self, "settings", json.loads(text))
+
+
+def padding_pairs(
+    padding: str | Sequence[int] | Sequence[Sequence[int]],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int] | None = None,
+) -> str | list[list[int]]:
+    """A convolution's padding in one spelling for every framework.
+
+    Explicit padding becomes ``[[low, high], ...]`` per spatial dimension;
+    ``"same"`` with every stride 1 is the explicit ``total // 2`` low and the
+    rest high (the same in every framework); ``"same"`` with a larger stride
+    depends on the input size and stays ``"same"`` (TensorFlow's rule, which
+    pads more at the end); ``"valid"`` is zeros.
+
+    Args:
+        padding: ``"same"``, ``"valid"``, one int per dimension, or pairs.
+        kernel: the spatial kernel size.
+        stride: the strides.
+        dilation: the dilations (default 1).
+
+    Returns:
+        ``"same"`` or the list of pairs.
+
+    Raises:
+        ArgumentError: an unknown padding string or the wrong number of values.
+
+    Example:
+        >>> padding_pairs("same", (3, 3), (1, 1)), padding_pairs((1, 1), (3, 3), (2, 2))
+        ([[1, 1], [1, 1]], [[1, 1], [1, 1]])
+        >>> padding_pairs("same", (3, 3), (2, 2))
+        'same'
+
+    """
+    dims = len(kernel)
+    dilation = tuple(dilation or (1,) * dims)
+    if isinstance(padding, str):
+        spelled = padding.lower()
+        if spelled == "valid":
+            return [[0, 0] for _ in range(dims)]
+        if spelled != "same":
+            raise ArgumentError(f"padding {padding!r}: use 'same', 'valid' or explicit sizes")
+        if any(s != 1 for s in stride):
+            return "same"
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+        return [[t // 2, t - t // 2] for t in totals]
+    values = list(padding)
+    if len(values) != dims:
+        raise ArgumentError(f"padding {padding!r}: give {dims} values, one per spatial dimension")
+    pairs = [
+        [int(v), int(v)] if isinstance(v, int | np.integer) else [int(x) for x in v] for v in values
+    ]
+    if any(len(p) != 2 for p in pairs):
+        raise ArgumentError(f"padding {padding!r}: give an int or a (low, high) pair per dimension")
+    return pairs
+
+
+def describe(tensors: Sequence[Tensor], layers: Sequence[Layer]) -> str:
+    """The model description JSON that :func:`save` stores in a ring file.
+
+    Args:
+        tensors: the model's non-generated tensors, in layer order.
+        layers: the model's layer settings, in layer order.
+
+    Returns:
+        Compact JSON text.
+
+    Raises:
+        ArgumentError: two tensors share a name.
+
+    Example:
+        >>> describe([Tensor("b", "fc", "linear", "bias", (2,))], [])[:40]
+        '{"format":"rpgcore-model-1","layers":[],'
+
+    """
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise ArgumentError(f"tensor names {repeated} appear more than once; names must be unique")
+    record = {
+        "format": MODEL_FORMAT,
+        "layers": [[layer.name, layer.kind, layer.settings] for layer in layers],
+        "tensors": [[t.name, t.layer, t.kind, t.role] for t in tensors],
+    }
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _parse(text: str, path: str) -> tuple[list[tuple[str, str, str, str]], list[Layer]]:
+    try:
+        record = json.loads(text)
+        if record["format"] != MODEL_FORMAT:
+            raise ValueError(f"format {record['format']!r}")
+        tensors = [(str(n), str(ly), str(k), str(r)) for n, ly, k, r in record["tensors"]]
+        layers = [Layer(str(n), str(k), dict(s)) for n, k, s in record["layers"]]
+    except (ValueError, KeyError, TypeError, ArgumentError, RecursionError) as error:
+        raise RingFileFormatError(
+            f"{path!r}: its model description is malformed ({error}); rewrite the file with "
+            "an rpgcore adapter's save"
+        ) from None
+    return tensors, layers
+
+
+def save(
+    path: str | os.PathLike[str],
+    plan: Plan,
+    rings: ArrayLike | Mapping[str, ArrayLike],
+    tensors: Sequence[Tensor],
+    values: Mapping[str, ArrayLike],
+    layers: Sequence[Layer],
+) -> None:
+    """Write a ring file that any adapter can load into the same architecture.
+
+    Args:
+        path: the destination (written atomically, see :func:`rpgcore.save`).
+        plan: the model's plan.
+        rings: its ring(s).
+        tensors: its non-generated tensors, in layer order.
+        values: tensor name to array, in the canonical layout.
+        layers: its layer settings, in layer order.
+
+    Raises:
+        ArgumentError: a value missing, unexpected or of the wrong shape.
+        RingFileError: as :func:`rpgcore.save` raises them.
+
+    Example:
+        >>> import os, tempfile
+        >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
+        >>> save(os.path.join(tempfile.mkdtemp(), "r.safetensors"), plan, plan.init_ring(),
+        ...      [Tensor("b", "fc", "linear", "bias", (2,))], {"b": np.zeros(2)}, [])
+
+    """
+    model = describe(tensors, layers)
+    names = {t.name for t in tensors}
+    if set(values) != names:
+        raise ArgumentError(
+            f"values for {sorted(set(values) - names)[:5]} are not described, and "
+            f"{sorted(names - set(values))[:5]} have no value: give one array per tensor"
+        )
+    extras: dict[str, NDArray[Any]] = {}
+    for tensor in tensors:
+        array = np.asarray(values[tensor.name])
+        if array.shape != tensor.shape:
+            raise ArgumentError(
+                f"tensor {tensor.name!r} is described with shape {tensor.shape} but its value "
+                f"has shape {array.shape}: pass it in the canonical layout"
+            )
+        extras[tensor.name] = array
+    buffers = [t.name for t in tensors if t.buffer]
+    ringfile.save(path, plan, rings, extras, buffers=buffers, model=model)
+
+
+def _first_difference(saved: Plan, plan: Plan) -> str | None:
+    """Why ``saved`` and ``plan`` generate different kernels, ignoring names, or ``None``."""
+    if (saved.spec, saved.seed, saved.mode) != (plan.spec, plan.seed, plan.mode):
+        return (
+            f"the file's plan has spec {saved.spec}, seed {saved.seed}, mode {saved.mode}; the "
+            f"model's has spec {plan.spec}, seed {plan.seed}, mode {plan.mode}: convert the model "
+            "with the seed and mode the file was written with"
+        )
+    if len(saved.rings) != len(plan.rings):
+        return (
+            f"the file has {len(saved.rings)} rings, the model {len(plan.rings)}: "
+            "convert the model with the scope the file was written with"
+        )
+    ring_index = {
+        **{("file", r.name): i for i, r in enumerate(saved.rings)},
+        **{("model", r.name): i for i, r in enumerate(plan.rings)},
+    }
+    for i, (a, b) in enumerate(zip(saved.slots, plan.slots, strict=False)):
+        same = (
+            a.shape == b.shape
+            and a.offset == b.offset
+            and a.scale == b.scale
+            and ring_index["file", a.ring] == ring_index["model", b.ring]
+        )
+        if not same:
+            return (
+                f"generated layer {i} differs: the file's {a.name!r} has shape {a.shape} "
+                f"(ring {a.ring!r}, scale {a.scale:.6g}), the model's {b.name!r} has shape "
+                f"{b.shape} (ring {b.ring!r}, scale {b.scale:.6g})"
+            )
+    if len(saved.slots) != len(plan.slots):
+        longer, where = (saved, "file") if len(saved.slots) > len(plan.slots) else (plan, "model")
+        extra = longer.slots[min(len(saved.slots), len(plan.slots))]
+        return (
+            f"the file has {len(saved.slots)} generated layers, the model {len(plan.slots)}: "
+            f"the {where}'s {extra.name!r} {extra.shape} has no counterpart"
+        )
+    for i, (a, b) in enumerate(zip(saved.rings, plan.rings, strict=True)):
+        if (a.id, a.size, a.generated, a.init_std) != (b.id, b.size, b.generated, b.init_std):
+            return (
+                f"ring {i} ({a.name!r} in the file, {b.name!r} in the model): size {a.size} "
+                f"generating {a.generated} in the file, size {b.size} generating {b.generated} "
+                "in the model: convert the model with the file's ring size"
+            )
+    return None
+
+
+def match_plans(saved: Plan, plan: Plan, path: str = "the ring file") -> dict[str, str]:
+    """Check that two plans generate the same kernels, whatever their slot and ring names.
+
+    Args:
+        saved: the file's plan.
+        plan: the model's plan.
+        path: the file, for messages.
+
+    Returns:
+        The model's ring name for each of the file's ring names.
+
+    Raises:
+        PlanMismatchError: the first difference, with both shapes or values.
+
+    Example:
+        >>> a = Plan.build({"conv1.weight": (8, 3, 3, 3)}, ring_size=50, seed=1)
+        >>> b = Plan.build({"conv2d/kernel": (8, 3, 3, 3)}, ring_size=50, seed=1)
+        >>> match_plans(a, b)
+        {'global': 'global'}
+
+    """
+    problem = _first_difference(saved, plan)
+    if problem is not None:
+        raise PlanMismatchError(f"{path}: {problem}")
+    return {a.name: b.name for a, b in zip(saved.rings, plan.rings, strict=True)}
+
+
+def _comparable(entries: Sequence[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    return [entry for entry in entries if entry[3] != "native"]
+
+
+def _match_tensors(
+    path: str,
+    saved: Sequence[tuple[str, str, str, str]],
+    extras: Mapping[str, NDArray[Any]],
+    tensors: Sequence[Tensor],
+) -> dict[str, NDArray[Any]]:
+    """The file's arrays under the model's tensor names, matched in order."""
+    ours = [t for t in tensors if t.role != "native"]
+    theirs = _comparable(saved)
+    for i, (tensor, (name, layer, kind, role)) in enumerate(zip(ours, theirs, strict=False)):
+        shape = tuple(extras[name].shape)
+        if (kind, role, shape) != (tensor.kind, tensor.role, tensor.shape):
+            raise PlanMismatchError(
+                f"{path}: tensor {i} differs: the file's {name!r} ({kind} {role}, layer "
+                f"{layer!r}) has shape {shape}, the model's {tensor.name!r} ({tensor.kind} "
+                f"{tensor.role}, layer {tensor.layer!r}) has shape {tensor.shape}"
+            )
+    if len(ours) != len(theirs):
+        if len(ours) > len(theirs):
+            t = ours[len(theirs)]
+            spare = f"the model's {t.name!r} ({t.kind} {t.role}) {t.shape}"
+        else:
+            name, _, kind, role = theirs[len(ours)]
+            spare = f"the file's {name!r} ({kind} {role}) {tuple(extras[name].shape)}"
+        raise PlanMismatchError(
+            f"{path}: the file has {len(theirs)} other tensors, the model {len(ours)}; "
+            f"{spare} has no counterpart"
+        )
+    values = {t.name: extras[entry[0]] for t, entry in zip(ours, theirs, strict=True)}
+    for tensor in tensors:  # a framework's own tensors come back by name, if the file has them
+        if tensor.role == "native":
+            array = extras.get(tensor.name)
+            if array is not None and tuple(array.shape) == tensor.shape:
+                values[tensor.name] = array
+    return values
+
+
+def _by_name(
+    path: str, extras: Mapping[str, NDArray[Any]], tensors: Sequence[Tensor]
+) -> dict[str, NDArray[Any]]:
+    """Files without a model description (written by :func:`rpgcore.save`) match by name."""
+    names = {t.name for t in tensors}
+    missing = sorted(names - set(extras))
+    unknown = sorted(set(extras) - names)
+    if missing or unknown:
+        raise PlanMismatchError(
+            f"{path} has no model description and its tensor names do not fit the model: "
+            f"missing {missing[:5]}, unknown {unknown[:5]}; rewrite it with an adapter's save"
+        )
+    for tensor in tensors:
+        shape = tuple(extras[tensor.name].shape)
+        if shape != tensor.shape:
+            raise PlanMismatchError(
+                f"{path}: {tensor.name!r} has shape {shape} in the file, "
+                f"{tensor.shape} in the model"
+            )
+    return {t.name: extras[t.name] for t in tensors}
+
+
+def _warn_settings(path: str, saved: Sequence[Layer], layers: Sequence[Layer]) -> None:
+    """Warn, naming the layer, wherever the file's layer settings differ from the model's."""
+    for kind in KINDS:
+        theirs = [layer for layer in saved if layer.kind == kind]
+        ours = [layer for layer in layers if layer.kind == kind]
+        for a, b in zip(theirs, ours, strict=False):
+            changed = sorted(
+                key
+                for key in set(a.settings) | set(b.settings)
+                if a.settings.get(key) != b.settings.get(key)
+            )
+            if changed:
+                detail = ", ".join(
+                    f"{key} {a.settings.get(key)!r} in the file, {b.settings.get(key)!r} here"
+                    for key in changed
+                )
+                warnings.warn(
+                    f"{path}: {kind} layer {b.name!r} (the file's {a.name!r}) differs: {detail}; "
+                    "the loaded model computes a different function unless you build it with "
+                    "the file's settings",
+                    SettingsWarning,
+                    stacklevel=3,
+                )
+        if len(theirs) != len(ours):
+            warnings.warn(
+                f"{path}: the file describes {len(theirs)} {kind} layers, the model has "
+                f"{len(ours)}; their settings could not all be compared",
+                SettingsWarning,
+                stacklevel=3,
+            )
+
+
+def load(
+    path: str | os.PathLike[str],
+    plan: Plan,
+    tensors: Sequence[Tensor],
+    layers: Sequence[Layer],
+) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+    """Read a ring file written by any adapter for a model described the same way.
+
+    Args:
+        path: the ring file.
+        plan: the model's plan.
+        tensors: the model's non-generated tensors, in layer order.
+        layers: the model's layer settings, in layer order.
+
+    Returns:
+        ``(rings, values)``: rings under the model's ring names, and an array
+        in the canonical layout for every tensor of the model (a ``native``
+        tensor only when the file has it under the same name).
+
+    Raises:
+        PlanMismatchError: the plans or the tensors differ; the message names
+            the first difference and both shapes.
+        RingFileError: the file is missing, damaged or not a ring file.
+
+    Warns:
+        SettingsWarning: a layer setting differs, naming the layer.
+
+    Example:
+        >>> import os, tempfile
+        >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
+        >>> p = os.path.join(tempfile.mkdtemp(), "r.safetensors")
+        >>> save(p, plan, plan.init_ring(), [], {}, [])
+        >>> rings, values = load(p, plan, [], [])
+        >>> rings["global"].shape, values
+        ((3,), {})
+
+    """
+    where = repr(os.fspath(path))
+    content = ringfile.load_file(path)
+    names = match_plans(content.plan, plan, where)
+    rings = {names[name]: array for name, array in content.rings.items()}
+    if content.model is None:
+        return rings, _by_name(where, content.extras, tensors)
+    saved, saved_layers = _parse(content.model, where)
+    listed = {entry[0] for entry in saved}
+    if listed != set(content.extras) or len(listed) != len(saved):
+        raise RingFileFormatError(
+            f"{where}: its model description does not list exactly its tensors; "
+            "rewrite it with an adapter's save"
+        )
+    values = _match_tensors(where, saved, content.extras, tensors)
+    _warn_settings(where, saved_layers, layers)
+    return rings, values
