@@ -21,7 +21,9 @@ from rpgcore.errors import ArgumentError
 
 __all__ = ["ARCHITECTURES", "buffers", "resnet"]
 
-_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+RESNET_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+"""BasicBlock stages of ResNet-18 and ResNet-34 (widths 64, 128, 256, 512), for every framework."""
+RESNET_WIDTHS = (64, 128, 256, 512)
 _BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
 
@@ -73,7 +75,7 @@ def resnet(
         36
 
     """
-    if depth not in _STAGES:
+    if depth not in RESNET_STAGES:
         raise ArgumentError(f"ResNet depth must be 18 or 34, got {depth!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ArgumentError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -81,8 +83,8 @@ def resnet(
     extras: dict[str, tuple[int, ...]] = {}
     _batch_norm(extras, "bn1", 64)
     channels = 64
-    for stage, blocks in enumerate(_STAGES[depth], start=1):
-        width = 64 * 2 ** (stage - 1)
+    for stage, blocks in enumerate(RESNET_STAGES[depth], start=1):
+        width = RESNET_WIDTHS[stage - 1]
         for block in range(blocks):
             prefix = f"layer{stage}.{block}"
             stride_two = block == 0 and stage > 1

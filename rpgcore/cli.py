@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from rpgcore import cli_train, ringfile, spec
+from rpgcore._text import aligned
 from rpgcore._version import __version__
 from rpgcore.architectures import ARCHITECTURES, buffers
 from rpgcore.errors import RpgError
@@ -48,21 +49,6 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{message} (see {self.prog} --help)")
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: set[int]) -> list[str]:
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for n, row in enumerate(cells):
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
 
 
 def _count(value: int) -> str:
@@ -135,7 +121,7 @@ def describe(path: str) -> str:
                 *_stats(array),
             ]
         )
-    lines += _table(
+    lines += aligned(
         [
             "ring",
             "id",
@@ -158,7 +144,7 @@ def describe(path: str) -> str:
         [s.name, "x".join(map(str, s.shape)), s.ring, _count(s.size), f"{s.scale:.4g}"]
         for s in plan.slots
     ]
-    lines += _table(["slot", "shape", "ring", "parameters", "scale"], slot_rows, right={3, 4})
+    lines += aligned(["slot", "shape", "ring", "parameters", "scale"], slot_rows, right={3, 4})
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ Example:
     >>> rows = [DemoRow("RPG", 5000, 77754, 0.91, "ring 3,678"),
     ...         DemoRow("vanilla", 5142, 5142, 0.88)]
     >>> print(table(rows))
-    network  DoF    dense   compression  test accuracy  detail
+    network    DoF   dense  compression  test accuracy  detail
     -------  -----  ------  -----------  -------------  ----------
     RPG      5,000  77,754       15.55x         91.00%  ring 3,678
     vanilla  5,142   5,142        1.00x         88.00%
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rpgcore import _atomic
+from rpgcore._text import aligned
 from rpgcore.errors import BackendUnavailableError
 
 __all__ = ["DemoRow", "table", "write_csv", "write_plot"]
@@ -51,8 +52,8 @@ class DemoRow:
 
 def table(rows: Sequence[DemoRow]) -> str:
     """The rows as an aligned text table (what the demo prints)."""
-    cells = [["network", "DoF", "dense", "compression", "test accuracy", "detail"]]
-    cells += [
+    headers = ["network", "DoF", "dense", "compression", "test accuracy", "detail"]
+    cells = [
         [
             r.network,
             f"{r.dof:,}",
@@ -63,17 +64,7 @@ def table(rows: Sequence[DemoRow]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(6)]
-    lines = []
-    for n, row in enumerate(cells):
-        parts = [
-            c.ljust(w) if n == 0 or i in (0, 5) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(aligned(headers, cells, right={1, 2, 3, 4}))
 
 
 def write_csv(rows: Sequence[DemoRow], path: str | os.PathLike[str]) -> None:

@@ -30,9 +30,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from rpgcore.architectures import RESNET_STAGES, RESNET_WIDTHS
 from rpgcore.errors import ArgumentError
 
-__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet34", "small_resnet"]
+__all__ = ["BasicBlock", "ResNet", "resnet", "resnet18", "resnet34", "small_resnet"]
 
 STEMS = ("imagenet", "cifar")
 
@@ -137,54 +138,53 @@ class ResNet(nn.Module):
         return logits
 
 
-def resnet18(*, num_classes: int = 1000, stem: str = "imagenet", in_channels: int = 3) -> ResNet:
-    """ResNet-18: BasicBlock stages (2, 2, 2, 2), widths (64, 128, 256, 512).
+def resnet(
+    depth: int, *, num_classes: int = 1000, stem: str = "imagenet", in_channels: int = 3
+) -> ResNet:
+    """ResNet-18 or ResNet-34 (:data:`rpgcore.architectures.RESNET_STAGES`), widths 64 to 512.
 
     Args:
+        depth: 18 or 34.
         num_classes: classifier outputs.
         stem: ``"imagenet"`` or ``"cifar"``.
         in_channels: input channels.
 
     Returns:
         The network.
+
+    Raises:
+        ArgumentError: another depth, or an unknown stem.
+
+    Example:
+        >>> sum(p.numel() for p in resnet(34).parameters())
+        21797672
+
+    """
+    if depth not in RESNET_STAGES:
+        raise ArgumentError(f"ResNet depth must be one of {sorted(RESNET_STAGES)}, got {depth!r}")
+    return ResNet(
+        RESNET_STAGES[depth],
+        RESNET_WIDTHS,
+        num_classes=num_classes,
+        stem=stem,
+        in_channels=in_channels,
+    )
+
+
+def resnet18(*, num_classes: int = 1000, stem: str = "imagenet", in_channels: int = 3) -> ResNet:
+    """ResNet-18: :func:`resnet` of depth 18 (stages 2, 2, 2, 2).
 
     Example:
         >>> sum(p.numel() for p in resnet18().parameters())
         11689512
 
     """
-    return ResNet(
-        (2, 2, 2, 2),
-        (64, 128, 256, 512),
-        num_classes=num_classes,
-        stem=stem,
-        in_channels=in_channels,
-    )
+    return resnet(18, num_classes=num_classes, stem=stem, in_channels=in_channels)
 
 
 def resnet34(*, num_classes: int = 1000, stem: str = "imagenet", in_channels: int = 3) -> ResNet:
-    """ResNet-34: BasicBlock stages (3, 4, 6, 3), widths (64, 128, 256, 512).
-
-    Args:
-        num_classes: classifier outputs.
-        stem: ``"imagenet"`` or ``"cifar"``.
-        in_channels: input channels.
-
-    Returns:
-        The network.
-
-    Example:
-        >>> sum(p.numel() for p in resnet34().parameters())
-        21797672
-
-    """
-    return ResNet(
-        (3, 4, 6, 3),
-        (64, 128, 256, 512),
-        num_classes=num_classes,
-        stem=stem,
-        in_channels=in_channels,
-    )
+    """ResNet-34: :func:`resnet` of depth 34 (stages 3, 4, 6, 3)."""
+    return resnet(34, num_classes=num_classes, stem=stem, in_channels=in_channels)
 
 
 def small_resnet(*, num_classes: int = 10, in_channels: int = 1, width: int = 16) -> ResNet:
