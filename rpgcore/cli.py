@@ -9,6 +9,8 @@ Commands:
   FILE is replaced only with ``--force``.
 - ``rpgcore train``: train a network, RPG or vanilla, on an embedded or
   local dataset; checkpoints are ring files (:mod:`rpgcore.cli_train`).
+- ``rpgcore evaluate FILE``: evaluate a ring file, trained in any
+  framework, with the same network in any framework.
 - ``rpgcore demo``: RPG against narrower vanilla networks of the same DoF.
 
 User errors print one line on standard error and exit with status 2.

@@ -1,8 +1,10 @@
-"""The ``rpgcore train`` and ``rpgcore demo`` commands.
+"""The ``rpgcore train``, ``rpgcore evaluate`` and ``rpgcore demo`` commands.
 
-Both run a framework's training loop; the framework is imported only when
-the command runs (``--framework torch``), so the rest of the command line,
-and ``import rpgcore``, never import one.
+They run a framework's training loop or forward pass; the framework is
+imported only when the command runs (``--framework torch``), so the rest of
+the command line, and ``import rpgcore``, never import one. ``evaluate``
+rebuilds the network a ring file describes in any framework and loads the
+file into it, whichever framework trained it.
 
 Example:
     >>> import argparse
@@ -24,7 +26,8 @@ from typing import Any
 
 from rpgcore import spec
 from rpgcore.data import DATASETS
-from rpgcore.errors import ArgumentError, BackendUnavailableError
+from rpgcore.errors import ArgumentError, BackendUnavailableError, PlanMismatchError
+from rpgcore.plan import Plan
 from rpgcore.training import MODELS, SCHEDULES, Progress, TrainConfig
 
 __all__ = ["FRAMEWORKS", "add_parsers", "run"]
@@ -33,9 +36,12 @@ FRAMEWORKS = ("torch",)
 """Frameworks with a training loop."""
 
 
-def _adapter(framework: str, module: str) -> ModuleType:
+def _adapter(framework: str, module: str = "") -> ModuleType:
+    """``rpgcore.adapters.<framework>`` (the verbs) or one of its modules."""
     try:
-        return importlib.import_module(f"rpgcore.adapters.{framework}.{module}")
+        return importlib.import_module(
+            ".".join(filter(None, ("rpgcore.adapters", framework, module)))
+        )
     except ImportError as error:
         if isinstance(error, BackendUnavailableError):
             raise
@@ -83,6 +89,19 @@ def add_parsers(commands: Any) -> None:
         "--out", default="model.rpg.safetensors", help="checkpoint, rewritten every epoch"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a ring file, trained in any framework, in any framework"
+    )
+    evaluate.add_argument("ringfile", help="the ring file (rpgcore train writes one)")
+    evaluate.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    evaluate.add_argument("--model", choices=MODELS, default="small_resnet")
+    evaluate.add_argument(
+        "--width", type=int, help="small_resnet width (default: read from the ring file)"
+    )
+    evaluate.add_argument("--data", default="mnist5k", help="dataset, as for train")
+    evaluate.add_argument("--seed", type=int, default=0, help="the split seed used in training")
+    evaluate.add_argument("--limit", type=int, help="as given to train")
 
     demo = commands.add_parser(
         "demo", help="RPG against narrower vanilla networks of the same DoF, on embedded MNIST"
@@ -143,6 +162,52 @@ def _train(args: argparse.Namespace) -> None:
     )
 
 
+def _sizes(
+    plan: Plan, adapter: ModuleType, train: ModuleType, name: str, data: Any, width: int
+) -> tuple[Any, str]:
+    """The file's ring sizes under the adapter's own ring names, and the scope."""
+    if len(plan.rings) == 1:
+        return plan.rings[0].size, "global"
+    probe = train.prepare(name, data, width=width, ring_size=1, scope="block", seed=plan.seed)
+    names = list(adapter.plan_of(probe).ring_sizes)
+    if len(names) != len(plan.rings):
+        raise PlanMismatchError(
+            f"the ring file has {len(plan.rings)} rings; {name} with one ring per block has "
+            f"{len(names)}: evaluate it with the model it was trained as"
+        )
+    return {ours: ring.size for ours, ring in zip(names, plan.rings, strict=True)}, "block"
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from rpgcore.data import load_dataset
+    from rpgcore.ringfile import load_file
+    from rpgcore.training import score
+
+    plan = load_file(args.ringfile).plan
+    data = load_dataset(args.data, seed=args.seed, limit=args.limit)
+    adapter = _adapter(args.framework)
+    train = _adapter(args.framework, "train")
+    width = args.width if args.width is not None else plan.slots[0].shape[0]
+    sizes, scope = _sizes(plan, adapter, train, args.model, data, width)
+    model = train.prepare(
+        args.model,
+        data,
+        width=width,
+        ring_size=sizes,
+        mode=plan.mode,
+        scope=scope,
+        seed=plan.seed,
+    )
+    adapter.load(model, args.ringfile)
+    loss, accuracy = score(train.logits(model, data.x_test), data.y_test)
+    dof, dense = train.count_parameters(model)
+    print(
+        f"{args.framework} {args.model} from {args.ringfile}: test accuracy "
+        f"{100 * accuracy:.2f}%, loss {loss:.4f} on {len(data.y_test):,} images; "
+        f"DoF {dof:,} of {dense:,}"
+    )
+
+
 def _demo(args: argparse.Namespace) -> None:
     demo = _adapter(args.framework, "demo")
     demo.run(
@@ -167,5 +232,7 @@ def run(args: argparse.Namespace) -> None:
     """
     if args.command == "train":
         _train(args)
+    elif args.command == "evaluate":
+        _evaluate(args)
     else:
         _demo(args)

@@ -34,6 +34,7 @@ __all__ = [
     "TrainResult",
     "batch_order",
     "learning_rate",
+    "score",
 ]
 
 MODELS = ("small_resnet", "resnet18", "resnet34")
@@ -146,6 +147,46 @@ def batch_order(
     """
     order = np.random.default_rng([seed, epoch]).permutation(count)
     return [order[start : start + batch_size] for start in range(0, count, batch_size)]
+
+
+def score(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of logits, computed the same way for every framework.
+
+    Args:
+        logits: ``(n, classes)`` scores.
+        labels: ``(n,)`` integer labels.
+
+    Returns:
+        ``(loss, accuracy)``, from float64 log-softmax; accuracy in [0, 1].
+
+    Raises:
+        ArgumentError: shapes that do not pair up, or a label out of range.
+
+    Example:
+        >>> loss, accuracy = score(np.array([[2.0, 0.0], [0.0, 2.0]]), np.array([0, 0]))
+        >>> round(loss, 4), accuracy
+        (1.1269, 0.5)
+
+    """
+    values = np.asarray(logits, np.float64)
+    targets = np.asarray(labels)
+    if values.ndim != 2 or targets.shape != values.shape[:1]:
+        raise ArgumentError(
+            f"logits {values.shape} and labels {targets.shape} do not pair up: "
+            "give (n, classes) and (n,)"
+        )
+    if len(targets) == 0:
+        return 0.0, 0.0
+    if targets.min() < 0 or targets.max() >= values.shape[1]:
+        raise ArgumentError(
+            f"labels range over [{targets.min()}, {targets.max()}] but there are "
+            f"{values.shape[1]} classes: evaluate with the dataset the model was built for"
+        )
+    shifted = values - values.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -float(log_probs[np.arange(len(targets)), targets].mean())
+    accuracy = float((values.argmax(axis=1) == targets).mean())
+    return loss, accuracy
 
 
 @dataclass(frozen=True)

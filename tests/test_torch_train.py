@@ -146,6 +146,37 @@ def test_train_command_writes_a_ring_file_and_reports(
     assert plan.ring_parameters == 2500 - _ordinary(width=4)
 
 
+@pytest.mark.parametrize("scope", ["global", "block"])
+def test_evaluate_command_reports_what_train_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scope: str
+) -> None:
+    out = tmp_path / "m.rpg.safetensors"
+    data = str(_npz(tmp_path))
+    argv = ["train", "--data", data, "--width", "4", "--dof", "3000", "--scope", scope]
+    assert main([*argv, "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    trained = capsys.readouterr().out.splitlines()[-1].split(",")[0]
+    assert main(["evaluate", str(out), "--data", data]) == 0  # the width comes from the file
+    printed = capsys.readouterr().out
+    assert trained in printed  # "test accuracy NN.NN%"
+    assert "DoF 3,000" in printed
+
+
+def test_evaluate_command_names_a_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.rpg.safetensors"
+    data = str(_npz(tmp_path))
+    argv = ["train", "--data", data, "--width", "4", "--ring-size", "300", "--epochs", "1"]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", data, "--width", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "generated layer 0 differs" in err
+    assert "(4, 1, 3, 3)" in err
+    assert "(8, 1, 3, 3)" in err
+
+
 def test_train_command_progress_bar_goes_to_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

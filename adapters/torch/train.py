@@ -57,6 +57,7 @@ __all__ = [
     "count_parameters",
     "evaluate",
     "fit",
+    "logits",
     "prepare",
     "save",
 ]
@@ -238,6 +239,36 @@ def evaluate(
             total_loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
             correct += int((logits.argmax(dim=1) == labels).sum())
     return total_loss / max(len(x), 1), correct / max(len(x), 1)
+
+
+def logits(
+    model: nn.Module, x: np.ndarray, *, batch_size: int = 512, device: str = "cpu"
+) -> np.ndarray:
+    """The model's outputs for channels-last images, as every adapter's ``logits`` gives them.
+
+    Args:
+        model: the model (switched to eval mode; left there).
+        x: images ``(n, H, W, C)`` float32, as :mod:`rpgcore.data` loads them.
+        batch_size: examples per forward.
+        device: where ``model`` lives.
+
+    Returns:
+        ``(n, classes)`` float32 logits.
+
+    Example:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+        >>> logits(model, np.zeros((5, 2, 2, 1), np.float32)).shape
+        (5, 3)
+
+    """
+    model.eval()
+    first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(first), batch_size):
+            images = torch.from_numpy(first[start : start + batch_size]).to(device)
+            outputs.append(model(images).float().cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
 def fit(
