@@ -209,13 +209,16 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    demo = _adapter(args.framework, "demo")
+    from rpgcore import demo
+
+    _adapter(args.framework, "train")  # a missing framework: one line and status 2
     demo.run(
         args.out,
         epochs=args.epochs,
         widths=_widths(args.widths),
         seed=args.seed,
         data=args.data,
+        framework=args.framework,
         progress=Progress(sys.stderr) if args.progress else None,
     )
 

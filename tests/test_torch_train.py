@@ -217,7 +217,7 @@ def test_train_command_missing_data_file_names_the_path(
 
 def test_demo_writes_table_plot_and_ring_file(tmp_path: Path) -> None:
     need("matplotlib")
-    from rpgcore.adapters.torch import demo
+    from rpgcore import demo
 
     output = demo.run(
         tmp_path / "out", epochs=1, widths=(2, 3), data=str(_npz(tmp_path)), stream=None

@@ -1,4 +1,4 @@
-"""``rpgcore demo``: the RPG paper's headline experiment in miniature, in PyTorch.
+"""``rpgcore demo``: the RPG paper's headline experiment in miniature, in any framework.
 
 On the embedded 5,000-image MNIST subset, the small ResNet (width 16) is
 trained as an RPG model at several DoF values, and at each of those DoF a
@@ -10,21 +10,22 @@ the table reports what the run measures.
 Outputs, in the chosen folder: ``demo.csv`` (the table), ``demo.png``
 (test accuracy against DoF, log axis) and ``demo.rpg.safetensors`` (the
 ring file of the smallest RPG model).
+
+The framework (``"torch"`` by default) is imported only when the demo runs;
+every framework trains through its adapter's ``train`` module with the same
+recipe, batch order and DoF matching.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-import torch
-
-from rpgcore.adapters.torch.convert import plan_of, rpgify
-from rpgcore.adapters.torch.train import build_model, count_parameters, fit, save
 from rpgcore.data import load_dataset
 from rpgcore.errors import ArgumentError
 from rpgcore.report import DemoRow, table, write_csv, write_plot
@@ -65,6 +66,7 @@ def run(
     widths: tuple[int, ...] = DEFAULT_WIDTHS,
     seed: int = 0,
     data: str = "mnist5k",
+    framework: str = "torch",
     stream: TextIO | None = sys.stdout,
     progress: Progress | None = None,
 ) -> DemoOutput:
@@ -76,6 +78,7 @@ def run(
         widths: narrow vanilla widths (each below 16); their DoF set the RPG DoF.
         seed: the seed of every run (initialisation, generator, batch order, split).
         data: the dataset (:func:`rpgcore.data.load_dataset` source).
+        framework: the adapter that trains: ``torch``, ``jax`` or ``keras``.
         stream: where to print the table and the paths.
         progress: a progress bar for every run; ``None`` prints one line per network.
 
@@ -85,6 +88,7 @@ def run(
     Raises:
         ArgumentError: a width outside ``1 .. 15`` or a folder that cannot be made.
         DatasetError: the dataset cannot be loaded.
+        ImportError: the framework's adapter cannot be imported.
 
     """
     started = time.perf_counter()
@@ -96,6 +100,8 @@ def run(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ArgumentError(f"cannot make the output folder {str(folder)!r}: {error}") from None
+    adapter = importlib.import_module(f"rpgcore.adapters.{framework}")
+    trainer = importlib.import_module(f"rpgcore.adapters.{framework}.train")
     dataset = load_dataset(data, seed=seed)
     config = TrainConfig(epochs=epochs, batch_size=128, lr=0.1, schedule="cosine", seed=seed)
 
@@ -103,33 +109,35 @@ def run(
         if stream is not None:
             print(text, file=stream, flush=True)
 
-    say(f"rpgcore demo: {dataset.describe()}; {epochs} epochs per network, seed {seed}")
+    say(
+        f"rpgcore demo ({framework}): {dataset.describe()}; {epochs} epochs per network, "
+        f"seed {seed}"
+    )
     rows: list[DemoRow] = []
 
-    def train(network: str, model: torch.nn.Module, detail: str) -> None:
-        dof, dense = count_parameters(model)
-        accuracy = fit(model, dataset, config, progress=progress).test_accuracy
+    def train(network: str, model: Any, detail: str) -> None:  # trains ``model`` in place
+        dof, dense = trainer.count_parameters(model)
+        accuracy = trainer.fit(model, dataset, config, progress=progress).test_accuracy
         rows.append(DemoRow(network, dof, dense, accuracy, detail))
         say(f"  {network:<14} DoF {dof:>7,}  test accuracy {100 * accuracy:6.2f}%  ({detail})")
 
-    smallest: tuple[int, torch.nn.Module] | None = None
+    def build(width: int, dof: int | None = None) -> Any:
+        return trainer.prepare("small_resnet", dataset, width=width, dof=dof, seed=seed)
+
+    smallest: tuple[int, Any] | None = None
     for width in sorted(set(widths)):
-        torch.manual_seed(seed)
-        narrow = build_model("small_resnet", dataset, width=width)
-        train("vanilla", narrow, f"width {width}")
-        torch.manual_seed(seed)
-        full = build_model("small_resnet", dataset, width=REFERENCE_WIDTH)
-        model = rpgify(full, dof=rows[-1].dof, seed=seed)
-        train("RPG", model, f"width {REFERENCE_WIDTH}, ring {plan_of(model).ring_parameters:,}")
+        train("vanilla", build(width), f"width {width}")
+        model = build(REFERENCE_WIDTH, dof=rows[-1].dof)
+        ring = adapter.plan_of(model).ring_parameters
+        train("RPG", model, f"width {REFERENCE_WIDTH}, ring {ring:,}")
         if smallest is None or rows[-1].dof < smallest[0]:
             smallest = (rows[-1].dof, model)
-    torch.manual_seed(seed)
-    train("vanilla (full)", build_model("small_resnet", dataset, width=REFERENCE_WIDTH), "width 16")
+    train("vanilla (full)", build(REFERENCE_WIDTH), "width 16")
     assert smallest is not None
     csv, plot, ring_file = folder / "demo.csv", folder / "demo.png", folder / "demo.rpg.safetensors"
     write_csv(rows, csv)
     write_plot(rows, plot, title=f"small ResNet on {dataset.name}, {epochs} epochs")
-    save(smallest[1], ring_file)
+    trainer.save(smallest[1], ring_file)
     seconds = time.perf_counter() - started
     say("")
     say(table(rows))
