@@ -28,8 +28,13 @@ __all__ = ["AVAILABLE", "BACKENDS", "PRIMITIVES", "get"]
 BACKENDS = ("numpy", "torch", "jax", "tensorflow", "cupy")
 """Every backend name rpgcore knows."""
 
-AVAILABLE = ("numpy", "torch")
-"""Backends implemented in this release."""
+AVAILABLE = ("numpy", "torch", "jax", "tensorflow")
+"""Backends implemented in this release (whether their framework is installed or not).
+
+Listing a backend here imports nothing: :func:`get` imports it on demand and
+raises :class:`~rpgcore.errors.BackendUnavailableError`, with an install hint,
+when its framework is missing.
+"""
 
 PRIMITIVES = (
     "from_numpy",

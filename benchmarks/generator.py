@@ -9,7 +9,11 @@ ring 45,000) and reports, in one run and on one core:
   is chunked and bounded;
 - bytes per generated parameter of the materialised index and sign arrays;
 - expand (ring to kernels) and contract (kernel gradients to ring gradient)
-  against a plain gather ``ring[indices]`` of the same size.
+  against a plain gather ``ring[indices]`` of the same size;
+- ``ring_indices`` and ``ring_signs`` of the whole plan in every other backend
+  whose framework is installed (torch; jax eagerly and under ``jax.jit``;
+  tensorflow eagerly and in ``tf.function``), against the numpy reference.
+  Compiled forms are timed after one warm-up call, so compilation is excluded.
 
 Run it with ``nox -s benchmarks`` or ``python benchmarks/generator.py``.
 """
@@ -29,6 +33,9 @@ from timing import best_of
 import rpgcore
 from rpgcore.architectures import resnet
 from rpgcore.backends import numpy as reference
+from rpgcore.geometry import RingGeometry
+
+BACKENDS = ("torch", "jax", "tensorflow")
 
 
 def peak_bytes(function: Callable[[], Any]) -> tuple[int, int]:
@@ -53,10 +60,53 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def backend_rows(
+    names: list[str], geometry: RingGeometry, size: int, repeats: int
+) -> list[tuple[str, float | str]]:
+    """Seconds for ``ring_indices`` and ``ring_signs`` of ``[0, size)`` in other backends."""
+    rows: list[tuple[str, float | str]] = []
+    for name in names:
+        try:
+            backend = rpgcore.backends.get(name)
+        except rpgcore.errors.BackendUnavailableError as error:
+            rows.append((name, f"skipped: {str(error).split(';')[0]}"))
+            continue
+        calls: dict[str, Callable[[], Any]] = {
+            "indices": lambda b=backend: b.ring_indices(geometry, 0, size),
+            "signs": lambda b=backend: b.ring_signs(geometry, 0, size),
+        }
+        for what, call in calls.items():
+            variants: list[tuple[str, Callable[[], Any]]] = [(f"{name} {what}", call)]
+            if name == "jax":
+                import jax
+
+                jitted = jax.jit(call)
+                variants = [
+                    (f"jax {what} (eager)", lambda c=call: c().block_until_ready()),
+                    (f"jax {what} (jax.jit)", lambda j=jitted: j().block_until_ready()),
+                ]
+            elif name == "tensorflow":
+                import tensorflow as tf
+
+                variants = [
+                    (f"tensorflow {what} (eager)", call),
+                    (f"tensorflow {what} (tf.function)", tf.function(call)),
+                ]
+            for label, function in variants:
+                function()  # warm-up: compile, trace, allocate
+                rows.append((label, best_of(repeats, function)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ring-size", type=int, default=45_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="other backends to time against the numpy reference (empty: none)",
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
@@ -107,6 +157,19 @@ def main() -> None:
         ("init_ring", init),
     ]:
         print(f"{name:<{width}}{seconds:>10.3f}{seconds / gather:>12.2f}")
+
+    others = [name for name in args.backends.split(",") if name]
+    if others:
+        print()
+        print(f"{'backends (whole plan)':<{width}}{'seconds':>10}{'x numpy':>12}")
+        print(f"{'numpy reference indices':<{width}}{indices_time:>10.3f}{1:>12.2f}")
+        print(f"{'numpy reference signs':<{width}}{signs_time:>10.3f}{1:>12.2f}")
+        for name, seconds in backend_rows(others, geometry, size, args.repeats):
+            if isinstance(seconds, str):
+                print(f"{name:<{width}}{seconds}")
+                continue
+            base = indices_time if " indices" in name else signs_time
+            print(f"{name:<{width}}{seconds:>10.3f}{seconds / base:>12.2f}")
 
     peak, kept = peak_bytes(indices_and_signs)
     print()

@@ -1,7 +1,13 @@
 """Every backend against the numpy reference, on random plans: one test body, every backend.
 
 Indices, signs, inverse permutations, initial rings and expanded kernels must
-be bitwise equal; the ring gradient may differ by float summation order only.
+be bitwise equal. The ring gradient is bitwise equal too for the backends that
+add blocks in the spec's order (numpy, jax, tensorflow); torch's ``contract``
+sums chunks of blocks with ``torch.sum`` (documented in its docstring) and may
+differ by float summation order only.
+
+A backend that cannot hold float64 (jax without ``jax_enable_x64``) must say
+so with an ``ArgumentError`` rather than round to float32 silently.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from hypothesis import strategies as st
 import rpgcore
 from rpgcore.backends import numpy as reference
 from rpgcore.geometry import RingGeometry
+
+SPEC_ORDER_CONTRACT = {"numpy", "jax", "tensorflow"}
+"""Backends whose ``contract`` adds blocks one after the other, as spec section 7 does."""
 
 # The backend fixture only hands out a module: nothing in it is reset between examples.
 EXAMPLES = settings(
@@ -64,10 +73,24 @@ def test_generation_is_bitwise_the_reference(
     assert np.array_equal(ring.view(np.uint32), reference.init_ring(geometry).view(np.uint32))
 
 
+def name_of(backend: ModuleType) -> str:
+    return backend.__name__.rsplit(".", 1)[-1]
+
+
+def holds_float64(backend: ModuleType) -> bool:
+    """Whether the backend keeps float64 arrays (if not, tests check it refuses them clearly)."""
+    try:
+        array = backend.from_numpy(np.zeros(1))
+    except rpgcore.errors.ArgumentError:
+        return False
+    return bool(backend.to_numpy(array).dtype == np.float64)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @EXAMPLES
 @given(geometry=geometries(), scale=st.floats(0.01, 100.0))
 def test_expand_is_bitwise_and_contract_agrees(
-    backend: ModuleType, geometry: RingGeometry, scale: float
+    backend: ModuleType, dtype: str, geometry: RingGeometry, scale: float
 ) -> None:
     ring = reference.init_ring(geometry)
     indices = reference.ring_indices(geometry, 0, geometry.generated)
@@ -77,14 +100,23 @@ def test_expand_is_bitwise_and_contract_agrees(
     )
     expected = reference.expand(ring, indices, signs, scale)
     assert np.array_equal(backend.to_numpy(kernel).view(np.uint32), expected.view(np.uint32))
-    gradient = np.random.default_rng(geometry.key_perm[0]).standard_normal(geometry.generated)
+    rng = np.random.default_rng(geometry.key_perm[0])
+    gradient = rng.standard_normal(geometry.generated).astype(dtype)
+    if dtype == "float64" and not holds_float64(backend):
+        with pytest.raises(rpgcore.errors.ArgumentError, match="64-bit"):
+            backend.from_numpy(gradient)
+        return
     got = backend.to_numpy(backend.contract(geometry, backend.from_numpy(gradient)))
     want = reference.contract(geometry, gradient)
-    # Each entry sums Q = ceil(M/N) float64 terms of size at most max|g|. Two
-    # summation orders each err by at most (Q - 1) * eps * (sum of |terms|),
-    # so they differ by at most 2 * Q * eps * Q * max|g|.
+    assert got.dtype == want.dtype == np.dtype(dtype)
+    if name_of(backend) in SPEC_ORDER_CONTRACT:
+        assert np.array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+        return
+    # Each entry sums Q = ceil(M/N) terms of size at most max|g|. Two summation
+    # orders each err by at most (Q - 1) * eps * (sum of |terms|), so they
+    # differ by at most 2 * Q * eps * Q * max|g|.
     terms = geometry.blocks
-    bound = 2 * terms * np.finfo(np.float64).eps * terms * np.abs(gradient).max()
+    bound = 2 * terms * np.finfo(dtype).eps * terms * np.abs(gradient).max()
     assert np.abs(got - want).max(initial=0.0) <= bound
 
 
@@ -94,7 +126,12 @@ def test_initial_rings_in_other_dtypes(backend: ModuleType, name: str) -> None:
         seed=9, ring_id=1, size=3000, generated=9000, mode="perm_sign", init_std=0.05
     )
     base = reference.init_ring(geometry)
+    if name == "float64" and not holds_float64(backend):
+        with pytest.raises(rpgcore.errors.ArgumentError, match="64-bit"):
+            backend.init_ring(geometry, name)
+        return
     got = backend.to_numpy(backend.init_ring(geometry, name))
+    assert got.dtype == np.dtype(name)
     assert np.array_equal(got, base.astype(name))
 
 
@@ -105,4 +142,4 @@ def test_backend_errors_are_rpgcore_errors(backend: ModuleType) -> None:
     with pytest.raises(rpgcore.errors.ArgumentError, match="outside"):
         backend.ring_indices(geometry, 3, 13)
     with pytest.raises(rpgcore.errors.ArgumentError, match="length 12"):
-        backend.contract(geometry, backend.from_numpy(np.zeros(11)))
+        backend.contract(geometry, backend.from_numpy(np.zeros(11, np.float32)))

@@ -99,15 +99,15 @@ def test_backends_and_adapters_are_subpackages_not_top_level() -> None:
 
 def test_unimplemented_backends_and_adapters_say_so() -> None:
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="not implemented"):
-        rpgcore.backends.get("jax")
+        rpgcore.backends.get("cupy")
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="unknown backend"):
         rpgcore.backends.get("mxnet")
-    from rpgcore.adapters import jax as jax_adapter
+    from rpgcore.adapters import cupy as cupy_adapter
 
     with pytest.raises(rpgcore.errors.BackendUnavailableError, match="rpgify"):
-        jax_adapter.rpgify  # noqa: B018
+        cupy_adapter.rpgify  # noqa: B018
     # Other names are ordinary missing attributes, so tools that probe modules work.
-    assert not hasattr(jax_adapter, "pytest_plugins")
+    assert not hasattr(cupy_adapter, "pytest_plugins")
     assert not hasattr(rpgcore.backends.get("numpy"), "pytest_plugins")
 
 
