@@ -14,7 +14,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["tests", "tests_torch", "lint", "packaging"]
+nox.options.sessions = ["tests", "tests_torch", "tests_frameworks", "lint", "packaging"]
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
@@ -37,8 +37,19 @@ def tests(session: nox.Session) -> None:
     _doctests(session, skip=FRAMEWORK_BACKENDS)
 
 
-FRAMEWORK_BACKENDS = ("backends/torch.py", "adapters/torch/")
+TORCH_FILES = ("backends/torch.py", "adapters/torch/")
+OTHER_FRAMEWORK_FILES = (
+    "backends/jax.py",
+    "backends/tensorflow.py",
+    "adapters/jax/",
+    "adapters/keras/",
+)
+FRAMEWORK_BACKENDS = TORCH_FILES + OTHER_FRAMEWORK_FILES
 """Files that import a framework: their examples run in that framework's session."""
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+EVERY_FRAMEWORK = "numpy,torch,jax,tensorflow,keras,flax,equinox"
+KERAS_TESTS = ("tests/test_keras_*.py", "tests/test_cross_framework*.py")
+"""What runs again under each further Keras backend (Keras picks one per process)."""
 
 
 def _doctests(
@@ -71,13 +82,28 @@ def tests_torch(session: nox.Session) -> None:
     _install(session, ".[test,torch,data]")
     required = {"RPG_REQUIRE_BACKENDS": "numpy,torch", "RPG_REQUIRE_DATA": "1"}
     session.run("pytest", *session.posargs, env=required)
-    _doctests(session, only=FRAMEWORK_BACKENDS)
+    _doctests(session, only=TORCH_FILES)
+
+
+@nox.session(tags=["ci"])
+def tests_frameworks(session: nox.Session) -> None:
+    """Every framework installed: the whole suite with Keras on TensorFlow, then the Keras
+    and cross-framework tests again on Keras' JAX and torch backends, one process each.
+    No framework may be skipped."""
+    _install(session, ".[test,torch,jax,equinox,tensorflow,keras,data]")
+    base = {"RPG_REQUIRE_BACKENDS": EVERY_FRAMEWORK, "RPG_REQUIRE_DATA": "1"}
+    first, *others = KERAS_BACKENDS
+    session.run("pytest", *session.posargs, env={**base, "KERAS_BACKEND": first})
+    for backend in others:
+        tests = sorted(str(p.relative_to(ROOT)) for g in KERAS_TESTS for p in ROOT.glob(g))
+        session.run("pytest", "-q", *tests, env={**base, "KERAS_BACKEND": backend})
+    _doctests(session, only=OTHER_FRAMEWORK_FILES)
 
 
 @nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree; mypy (strict) over the installed package."""
-    _install(session, ".[lint,test,torch,data]")
+    _install(session, ".[lint,test,torch,jax,equinox,tensorflow,keras,data]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     # mypy resolves rpgcore.backends and rpgcore.adapters through the install,
@@ -117,6 +143,22 @@ def benchmarks_torch(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmarks_jax(session: nox.Session) -> None:
+    """JAX training steps (jitted) of RPG models against the same vanilla models."""
+    _install(session, ".[jax]")
+    session.run("python", str(ROOT / "benchmarks" / "jax_training_step.py"))
+
+
+@nox.session
+def benchmarks_keras(session: nox.Session) -> None:
+    """Keras training steps of RPG models against vanilla ones, on each Keras backend."""
+    _install(session, ".[torch,jax,tensorflow,keras]")
+    for backend in KERAS_BACKENDS:
+        script = str(ROOT / "benchmarks" / "keras_training_step.py")
+        session.run("python", script, env={"KERAS_BACKEND": backend})
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """The main job: RPG against narrower vanilla networks of the same DoF on embedded MNIST.
 
@@ -132,7 +174,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site strictly and run its code examples."""
-    _install(session, ".[docs,test,torch,data]")
+    _install(session, ".[docs,test,torch,jax,keras,tensorflow,data]")
     session.run("pytest", "tests/test_docs.py", "-q")
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site")

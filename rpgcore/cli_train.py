@@ -32,7 +32,7 @@ from rpgcore.training import MODELS, SCHEDULES, Progress, TrainConfig
 
 __all__ = ["FRAMEWORKS", "add_parsers", "run"]
 
-FRAMEWORKS = ("torch",)
+FRAMEWORKS = ("torch", "jax", "keras")
 """Frameworks with a training loop."""
 
 
@@ -82,7 +82,9 @@ def add_parsers(commands: Any) -> None:
     train.add_argument("--momentum", type=float, default=0.9)
     train.add_argument("--weight-decay", type=float, default=5e-4)
     train.add_argument("--schedule", choices=SCHEDULES, default="step")
-    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    train.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:1, gpu (jax), ... (default cpu)"
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=int, help="use only this many training examples")
     train.add_argument(

@@ -35,8 +35,12 @@ def _check_install() -> None:
 _check_install()
 
 
+ADAPTER_FRAMEWORKS = ("keras", "flax", "equinox")
+"""Frameworks without a generator backend that RPG_REQUIRE_BACKENDS may also name."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    unknown = REQUIRED - set(rpgcore.backends.BACKENDS)
+    unknown = REQUIRED - set(rpgcore.backends.BACKENDS) - set(ADAPTER_FRAMEWORKS)
     if unknown:
         raise pytest.UsageError(f"RPG_REQUIRE_BACKENDS names unknown backends {sorted(unknown)}")
 
