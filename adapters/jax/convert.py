@@ -43,9 +43,9 @@ from rpgcore.adapters.jax.layers import (
     own_variables,
     walk,
 )
-from rpgcore.adapters.jax.sizing import ring_name, ring_sizes
 from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
+from rpgcore.sizing import ring_name, ring_sizes
 
 __all__ = ["BANK", "GENERATED_TYPES", "generated_layers", "materialize", "plan_of", "rpgify"]
 

@@ -43,9 +43,9 @@ import numpy as np
 
 from rpgcore.adapters.jax.gather import expand_slots, inverse_indices
 from rpgcore.adapters.jax.generator import LAYOUTS, canonical_shape, native_indices
-from rpgcore.adapters.jax.sizing import ring_name, ring_sizes
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
 from rpgcore.plan import Plan
+from rpgcore.sizing import ring_name, ring_sizes
 
 __all__ = ["BACKWARDS", "KERNEL_NAMES", "Generator"]
 

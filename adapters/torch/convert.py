@@ -36,6 +36,7 @@ from torch import nn
 from rpgcore.adapters.torch.bank import INVERSE_PREFIX, PACKED_PREFIX, RING_PREFIX, RingBank
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
 from rpgcore.plan import Plan
+from rpgcore.sizing import ring_name, ring_sizes
 
 __all__ = ["GENERATED_TYPES", "materialize", "plan_of", "rpgify"]
 
@@ -151,44 +152,6 @@ def _default_include(candidates: list[tuple[str, nn.Module]]) -> set[str]:
     return {name for name, _ in candidates} - set(linears[-1:])
 
 
-def _ring_of(scope: str | Callable[[str, nn.Module], str], name: str, module: nn.Module) -> str:
-    if callable(scope):
-        ring = scope(name, module)
-        if not isinstance(ring, str):
-            raise ArgumentError(f"scope returned {ring!r} for {name!r}; return a ring name (str)")
-        return ring
-    if scope == "global":
-        return "global"
-    if scope == "block":
-        return name.split(".")[0] if "." in name else name.replace(".", "_")
-    raise ArgumentError(f"scope must be 'global', 'block' or a callable, got {scope!r}")
-
-
-def _ring_sizes(
-    generated: dict[str, int],
-    ring_size: int | Mapping[str, int] | None,
-    dof: int | None,
-    ordinary: int,
-) -> int | dict[str, int]:
-    if (ring_size is None) == (dof is None):
-        raise ArgumentError("give exactly one of ring_size and dof")
-    if ring_size is not None:
-        return ring_size if isinstance(ring_size, int) else dict(ring_size)
-    if isinstance(dof, bool) or not isinstance(dof, int):
-        raise ArgumentError(f"dof must be an integer, got {dof!r}")
-    left = dof - ordinary
-    if left < len(generated):
-        raise ArgumentError(
-            f"dof {dof} leaves {left} parameters for {len(generated)} ring(s): the model's "
-            f"ordinary parameters alone take {ordinary}; ask for more"
-        )
-    total = sum(generated.values())
-    sizes = {ring: max(1, left * count // total) for ring, count in generated.items()}
-    largest = max(sizes, key=lambda ring: generated[ring])
-    sizes[largest] += left - sum(sizes.values())  # the rounding remainder
-    return sizes
-
-
 def rpgify(
     model: nn.Module,
     *,
@@ -264,7 +227,7 @@ def rpgify(
     if not layers:
         raise PlanError("no Conv, ConvTranspose or Linear layer to generate; check include")
     slots = {f"{name}.weight": tuple(_weight(module).shape) for name, module in layers}
-    groups = {f"{name}.weight": _ring_of(scope, name, module) for name, module in layers}
+    groups = {f"{name}.weight": ring_name(scope, name, module) for name, module in layers}
     generated: dict[str, int] = {}
     for slot, ring in groups.items():
         generated[ring] = generated.get(ring, 0) + math.prod(slots[slot])
@@ -272,7 +235,7 @@ def rpgify(
     ordinary = sum(
         p.numel() for p in model.parameters() if p.requires_grad and id(p) not in layer_weights
     )
-    sizes = _ring_sizes(generated, ring_size, dof, ordinary)
+    sizes = ring_sizes(generated, ring_size, dof, ordinary=ordinary)
     plan = Plan.build(slots, ring_size=sizes, seed=seed, mode=mode, groups=groups)
     reference = layers[0][1].weight
     root_class = _root_class(type(model))

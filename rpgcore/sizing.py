@@ -1,7 +1,7 @@
 """Ring names and ring sizes for rpgify: scopes, and ``ring_size=`` or ``dof=``.
 
-The rules are the PyTorch adapter's (``rpgcore.adapters.torch.convert``), so
-the same model and arguments give the same plan in both frameworks:
+Every adapter uses these rules, so the same model and arguments give the
+same plan in every framework:
 
 - ``scope="global"``: one ring, ``"global"``; ``"block"``: one ring per
   top-level child (the first part of the layer's path); a callable
