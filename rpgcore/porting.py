@@ -209,7 +209,7 @@ def padding_pairs(
             return "same"
         totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
         return [[t // 2, t - t // 2] for t in totals]
-    values = list(padding)
+    values: list[Any] = list(padding)
     if len(values) != dims:
         raise ArgumentError(f"padding {padding!r}: give {dims} values, one per spatial dimension")
     pairs = [
@@ -351,12 +351,18 @@ def _first_difference(saved: Plan, plan: Plan) -> str | None:
             f"the file has {len(saved.slots)} generated layers, the model {len(plan.slots)}: "
             f"the {where}'s {extra.name!r} {extra.shape} has no counterpart"
         )
-    for i, (a, b) in enumerate(zip(saved.rings, plan.rings, strict=True)):
-        if (a.id, a.size, a.generated, a.init_std) != (b.id, b.size, b.generated, b.init_std):
+    for i, (theirs, ours) in enumerate(zip(saved.rings, plan.rings, strict=True)):
+        if (theirs.id, theirs.size, theirs.generated, theirs.init_std) != (
+            ours.id,
+            ours.size,
+            ours.generated,
+            ours.init_std,
+        ):
             return (
-                f"ring {i} ({a.name!r} in the file, {b.name!r} in the model): size {a.size} "
-                f"generating {a.generated} in the file, size {b.size} generating {b.generated} "
-                "in the model: convert the model with the file's ring size"
+                f"ring {i} ({theirs.name!r} in the file, {ours.name!r} in the model): size "
+                f"{theirs.size} generating {theirs.generated} in the file, size {ours.size} "
+                f"generating {ours.generated} in the model: convert the model with the file's "
+                "ring size"
             )
     return None
 
