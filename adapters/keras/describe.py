@@ -1,0 +1,265 @@
+"""Describe a Keras model for porting: its non-generated tensors and layer settings.
+
+:mod:`rpgcore.porting` matches a ring file to a model by the order, kind,
+role and canonical (PyTorch-layout) shape of its tensors, never by name.
+This module lists a Keras model's variables that way, in forward order
+(:mod:`rpgcore.adapters.keras.order`, the order of the generated slots
+too), skipping the rings, with the settings other frameworks must match: normalisation epsilon and
+momentum (Keras' momentum ``m`` is PyTorch's ``1 - m``), convolution
+stride, dilation, groups and padding. A ``ZeroPadding`` layer feeding a
+``"valid"`` convolution is described as that convolution's explicit
+padding, which is how the reference models spell PyTorch's ``padding=1``.
+
+Each described tensor comes with an :class:`Entry` that reads the variable
+in the canonical layout and writes a canonical value back
+(:func:`read`, :func:`write`).
+
+Example:
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.ZeroPadding2D(1),
+    ...                           keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization()])
+    >>> tensors, layers, _ = describe(model)
+    >>> [(t.kind, t.role, t.shape) for t in tensors][:3]
+    [('conv', 'weight', (4, 1, 3, 3)), ('conv', 'bias', (4,)), ('norm', 'scale', (4,))]
+    >>> layers[0].settings["padding"], layers[1].settings
+    ([[1, 1], [1, 1]], {'eps': 0.001, 'momentum': 0.01})
+
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras  # type: ignore[import-untyped]
+import numpy as np
+from numpy.typing import NDArray
+
+from rpgcore import layouts
+from rpgcore.adapters.keras.arrays import to_numpy
+from rpgcore.adapters.keras.convert import layers_of
+from rpgcore.adapters.keras.indices import canonical_shape
+from rpgcore.adapters.keras.layers import RPGLayer
+from rpgcore.porting import Layer, Tensor, padding_pairs
+
+__all__ = ["Entry", "describe", "read", "write"]
+
+_CONV = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+)
+_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+_TRANSPOSE = (
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+)
+_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
+_NORM_ROLES = {"gamma": "scale", "beta": "offset", "moving_mean": "mean", "moving_variance": "var"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A described variable and how its native layout maps to the canonical one.
+
+    Attributes:
+        variable: the Keras variable.
+        layout: ``"channels_last"``, ``"depthwise"`` or ``"as_is"`` (vectors, other layers).
+
+    """
+
+    variable: Any
+    layout: str
+
+
+def read(entry: Entry) -> NDArray[Any]:
+    """The variable's value in the canonical layout (a numpy copy).
+
+    Args:
+        entry: a described variable.
+
+    Returns:
+        The canonical array.
+
+    Example:
+        >>> layer = keras.layers.Dense(2)
+        >>> layer.build((None, 3))
+        >>> read(Entry(layer.kernel, "channels_last")).shape
+        (2, 3)
+
+    """
+    value = to_numpy(entry.variable)
+    if entry.layout == "depthwise":
+        return np.ascontiguousarray(layouts.from_depthwise(value))
+    if entry.layout == "channels_last":
+        return np.ascontiguousarray(layouts.from_channels_last(value))
+    return np.asarray(value)
+
+
+def write(entry: Entry, value: NDArray[Any]) -> None:
+    """Assign a canonical value to the variable, in its native layout and dtype.
+
+    Args:
+        entry: a described variable.
+        value: the canonical array.
+
+    Example:
+        >>> layer = keras.layers.Dense(2)
+        >>> layer.build((None, 3))
+        >>> write(Entry(layer.kernel, "channels_last"), np.arange(6.0).reshape(2, 3))
+        >>> to_numpy(layer.kernel)[:, 0].tolist()
+        [0.0, 1.0, 2.0]
+
+    """
+    array = np.asarray(value)
+    if entry.layout == "depthwise":
+        array = layouts.to_depthwise(array, int(entry.variable.shape[-1]))
+    elif entry.layout == "channels_last":
+        array = layouts.to_channels_last(array)
+    entry.variable.assign(np.ascontiguousarray(array).astype(entry.variable.dtype))
+
+
+def _kernel_shape(layer: Any) -> tuple[int, ...]:
+    """The native kernel shape, without generating an RPG layer's kernel."""
+    if isinstance(layer, RPGLayer):
+        return layer._rpg_native or ()
+    return tuple(int(n) for n in layer.kernel.shape)
+
+
+def _kind(layer: Any) -> str:
+    if isinstance(layer, _TRANSPOSE):
+        return "conv_transpose"
+    if isinstance(layer, _CONV):
+        return "conv"
+    if isinstance(layer, keras.layers.Dense):
+        return "linear"
+    if isinstance(
+        layer,
+        keras.layers.BatchNormalization
+        | keras.layers.LayerNormalization
+        | keras.layers.GroupNormalization,
+    ):
+        return "norm"
+    return "other"
+
+
+def _role(kind: str, name: str) -> str:
+    if kind == "norm":
+        return _NORM_ROLES.get(name, "native")
+    if kind in ("conv", "conv_transpose", "linear"):
+        return {"kernel": "weight", "bias": "bias"}.get(name, "native")
+    return "weight"
+
+
+def _torch_momentum(momentum: float) -> float:
+    """Keras' momentum ``m`` in PyTorch's convention, ``1 - m``.
+
+    ``1 - 0.9`` is ``0.09999999999999998`` in binary; rounding to 12
+    significant digits gives back the decimal a user writes (``0.1``), so
+    equal settings compare equal across frameworks.
+    """
+    return float(f"{1.0 - float(momentum):.12g}")
+
+
+def _zero_padding(layer: Any) -> list[list[int]] | None:
+    """The padding of a ``ZeroPadding`` layer feeding ``layer`` directly, as pairs."""
+    try:
+        source = layer.input._keras_history[0]
+    except (AttributeError, ValueError, IndexError):  # several inputs, or no graph
+        return None
+    if not isinstance(source, _PADDING):
+        return None
+    padding = source.padding
+    if isinstance(source, keras.layers.ZeroPadding1D):
+        padding = (padding,)
+    return [[int(low), int(high)] for low, high in padding]
+
+
+def _settings(layer: Any, kind: str) -> dict[str, object] | None:
+    if kind in ("conv", "conv_transpose"):
+        rank = len(layer.kernel_size)
+        dilation = list(getattr(layer, "dilation_rate", (1,) * rank))
+        padding = padding_pairs(layer.padding, layer.kernel_size, layer.strides, dilation)
+        before = _zero_padding(layer) if layer.padding == "valid" else None
+        groups = layer.groups if hasattr(layer, "groups") else _kernel_shape(layer)[-2]
+        settings: dict[str, object] = {
+            "stride": list(layer.strides),
+            "dilation": dilation,
+            "groups": int(groups),
+            "padding": before if before is not None else padding,
+        }
+        if kind == "conv_transpose":
+            settings["output_padding"] = list(layer.output_padding or (0,) * rank)
+        return settings
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return {"eps": float(layer.epsilon), "momentum": _torch_momentum(layer.momentum)}
+    if isinstance(layer, keras.layers.GroupNormalization):
+        return {"eps": float(layer.epsilon), "groups": int(layer.groups)}
+    if isinstance(layer, keras.layers.LayerNormalization):
+        return {"eps": float(layer.epsilon)}
+    if kind == "linear":
+        return {}
+    return None
+
+
+def _layout(layer: Any, kind: str, name: str) -> str:
+    if kind in ("conv", "conv_transpose", "linear") and name == "kernel":
+        return "depthwise" if isinstance(layer, _DEPTHWISE) else "channels_last"
+    return "as_is"
+
+
+def describe(model: Any) -> tuple[list[Tensor], list[Layer], dict[str, Entry]]:
+    """List a model's non-generated tensors and its layer settings, in forward order.
+
+    Args:
+        model: a Functional or Sequential model, RPG or plain (the rings and
+            the generated kernels are not listed).
+
+    Returns:
+        ``(tensors, layers, entries)``: the :class:`~rpgcore.porting.Tensor`
+        descriptions (named by the variables' paths), the
+        :class:`~rpgcore.porting.Layer` settings, and each described name's
+        :class:`Entry`, to read or fill.
+
+    Example:
+        >>> inputs = keras.Input((3,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, name="fc")(inputs))
+        >>> tensors, layers, entries = describe(model)
+        >>> [(t.name, t.kind, t.shape) for t in tensors], layers[0].settings
+        ([('fc/kernel', 'linear', (2, 3)), ('fc/bias', 'linear', (2,))], {})
+
+    """
+    tensors: list[Tensor] = []
+    layers: list[Layer] = []
+    entries: dict[str, Entry] = {}
+    seen: set[int] = set()
+    for layer in layers_of(model):
+        kind = _kind(layer)
+        # A layer's own variables, as Keras saves them (never a shared Ring's).
+        own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
+        for variable in own:
+            if id(variable) in seen:
+                continue
+            seen.add(id(variable))
+            name = variable.name
+            entry = Entry(variable, _layout(layer, kind, name))
+            native = tuple(int(n) for n in variable.shape)
+            shape = native if entry.layout == "as_is" else canonical_shape(native, entry.layout)
+            tensors.append(
+                Tensor(
+                    variable.path,
+                    layer.name,
+                    kind,
+                    _role(kind, name),
+                    tuple(shape),
+                    not variable.trainable,
+                )
+            )
+            entries[variable.path] = entry
+        settings = _settings(layer, kind)
+        if settings is not None:
+            layers.append(Layer(layer.name, kind, settings))
+    return tensors, layers, entries

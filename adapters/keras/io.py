@@ -1,0 +1,109 @@
+"""Ring files for Keras models: ``save`` and ``load``, portable across frameworks.
+
+A ring file (see ``docs/ringfile.md``) holds the plan, the rings and every
+other variable of the model (biases, batch-norm parameters and statistics,
+excluded layers) in the canonical (PyTorch) layout, under its Keras path
+(``bn1/gamma``), with the model description of :mod:`rpgcore.porting`. It
+is matched to a model by the order and shapes of the generated layers and
+of the other tensors, never by names, so a file written by the PyTorch or
+JAX adapter for the same architecture loads into the Keras model, and the
+other way round, whatever the Keras backend.
+
+Example:
+    >>> import os, tempfile
+    >>> import keras
+    >>> from rpgcore.adapters.keras.convert import rpgify
+    >>> make = lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(4),
+    ...                                  keras.layers.Dense(2)])
+    >>> model = rpgify(make(), ring_size=5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.rpg.safetensors")
+    >>> save(model, path)
+    >>> other = rpgify(make(), ring_size=5, seed=0)
+    >>> load(other, path)
+    >>> bool((to_numpy(other.layers[1].kernel)
+    ...       == to_numpy(model.layers[1].kernel)).all())
+    True
+
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from rpgcore import porting
+from rpgcore.adapters.keras.arrays import to_numpy
+from rpgcore.adapters.keras.convert import plan_of, rings_of
+from rpgcore.adapters.keras.describe import describe, read, write
+
+__all__ = ["load", "save"]
+
+
+def save(model: Any, path: str | os.PathLike[str]) -> None:
+    """Write an RPG model's ring file (atomically).
+
+    Args:
+        model: a model converted by :func:`~rpgcore.adapters.keras.convert.rpgify`
+            (or loaded from a ``.keras`` file).
+        path: the destination file.
+
+    Raises:
+        ArgumentError: the model has no RPG layer.
+        RingFileError: the file cannot be written (see :func:`rpgcore.save`).
+
+    Example:
+        >>> import os, tempfile
+        >>> import keras
+        >>> from rpgcore.adapters.keras.convert import rpgify
+        >>> model = rpgify(keras.Sequential([keras.Input((6, 2)), keras.layers.Conv1D(4, 3),
+        ...                                  keras.layers.Flatten(), keras.layers.Dense(1)]),
+        ...                ring_size=7)
+        >>> save(model, os.path.join(tempfile.mkdtemp(), "m.safetensors"))
+
+    """
+    plan = plan_of(model)
+    rings = {name: to_numpy(ring.variable) for name, ring in rings_of(model).items()}
+    tensors, layers, entries = describe(model)
+    values = {name: read(entry) for name, entry in entries.items()}
+    porting.save(path, plan, rings, tensors, values, layers)
+
+
+def load(model: Any, path: str | os.PathLike[str]) -> None:
+    """Fill an RPG model from a ring file written by any adapter.
+
+    Args:
+        model: a model converted with the same architecture and plan
+            (slot and ring names may differ).
+        path: the ring file.
+
+    Raises:
+        PlanMismatchError: the file's plan or tensors do not fit the model;
+            the message names the first difference and both shapes.
+        RingFileError: the file is missing or damaged (see :func:`rpgcore.load`).
+
+    Warns:
+        SettingsWarning: a layer setting (normalisation epsilon or momentum,
+            padding) in the file differs from the model's.
+
+    Example:
+        >>> import os, tempfile
+        >>> import keras
+        >>> from rpgcore.adapters.keras.convert import rpgify
+        >>> make = lambda: rpgify(keras.Sequential([keras.Input((3,)), keras.layers.Dense(3),
+        ...                                         keras.layers.Dense(1)]), ring_size=4)
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+        >>> save(make(), path)
+        >>> load(make(), path)
+
+    """
+    plan = plan_of(model)
+    tensors, layers, entries = describe(model)
+    rings, values = porting.load(path, plan, tensors, layers)
+    targets = rings_of(model)
+    for name, ring in rings.items():
+        variable = targets[name].variable
+        variable.assign(np.asarray(ring).astype(variable.dtype))
+    for name, value in values.items():
+        write(entries[name], value)

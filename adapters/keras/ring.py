@@ -1,0 +1,186 @@
+"""The :class:`Ring` layer: it owns one trainable ring of a plan.
+
+Keras lets a variable belong to exactly one layer, so the ring is a layer of
+its own and the generated layers (:mod:`rpgcore.adapters.keras.layers`)
+share the ``Ring`` *layer*: each of them tracks it, ``model.weights`` lists
+its variable once, and a ``.keras`` file stores it once and restores one
+``Ring`` shared by the same layers (Keras' object sharing at save and load).
+
+A ``Ring`` is never called in the model's graph. Its config holds the whole
+plan as JSON (spec section 8) and the ring's name, so loading rebuilds the
+ring's shape and every index from the seed; the file holds only the ring's
+values.
+
+Example:
+    >>> import rpgcore
+    >>> plan = rpgcore.Plan.build({"w": (8, 4)}, ring_size=10, seed=3)
+    >>> ring = Ring(plan)
+    >>> ring.name, tuple(ring.variable.shape), ring.variable.path
+    ('rpg_ring_global', (10,), 'rpg_ring_global/ring')
+
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras  # type: ignore[import-untyped]
+import numpy as np
+from numpy.typing import NDArray
+
+from rpgcore.adapters.keras.indices import native_index
+from rpgcore.errors import ArgumentError, PlanError
+from rpgcore.plan import Plan
+from rpgcore.slots import DEFAULT_RING
+
+__all__ = ["RING_PREFIX", "Ring"]
+
+RING_PREFIX = "rpg_ring_"
+"""A ring layer's default name is the prefix and the ring's name: ``rpg_ring_global``."""
+
+
+def _parse(plan: object) -> Plan:
+    if isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, str | bytes):
+        return Plan.from_json(plan)
+    raise ArgumentError(
+        f"plan must be an rpgcore.Plan or its JSON text, got {type(plan).__name__}; "
+        "build one with rpgcore.Plan.build"
+    )
+
+
+@keras.saving.register_keras_serializable(package="rpgcore")
+class Ring(keras.layers.Layer):  # type: ignore[misc]
+    """One ring ``W`` of a plan, as a Keras layer owning one trainable variable.
+
+    The variable starts at the plan's initial ring (spec section 6, the same
+    values in every framework), in the layer's variable dtype (float32 by
+    default: the float32 ring rounded to it). It is not cast to a mixed
+    precision compute dtype: kernels are generated in the ring's dtype, as
+    the spec defines them, and the generated layers cast the kernel.
+
+    Args:
+        plan: the plan (an :class:`rpgcore.Plan` or its JSON text).
+        ring: the ring's name in the plan.
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``,
+            ``trainable``); the name defaults to ``rpg_ring_<ring>``.
+
+    Raises:
+        ArgumentError: ``plan`` is neither a plan nor JSON text.
+        PlanError: no such ring, or a ring name that is not an identifier.
+
+    Example:
+        >>> import rpgcore
+        >>> plan = rpgcore.Plan.build({"a": (4, 4), "b": (2, 4)}, ring_size={"x": 5, "y": 3},
+        ...                           groups={"a": "x", "b": "y"})
+        >>> Ring(plan, "y").ring_size
+        3
+
+    """
+
+    def __init__(self, plan: Plan | str, ring: str = DEFAULT_RING, **kwargs: Any) -> None:
+        parsed = _parse(plan)
+        entry = parsed.ring(ring)
+        if not entry.name.isidentifier():
+            raise PlanError(
+                f"ring name {entry.name!r} cannot name a layer in every framework; "
+                "use letters, digits and _"
+            )
+        kwargs.setdefault("name", RING_PREFIX + entry.name)
+        super().__init__(**kwargs)
+        self._plan = parsed
+        self._plan_json = parsed.to_json()
+        self.ring_name = entry.name
+        initial = parsed.init_ring(entry.name)
+
+        def initializer(shape: Any, dtype: Any = None) -> Any:
+            return keras.ops.cast(keras.ops.convert_to_tensor(initial), dtype)
+
+        # autocast=False: under a mixed precision policy the ring stays in its
+        # own dtype, so kernels are generated exactly as the spec defines them.
+        self.variable = self.add_weight(
+            name="ring", shape=(entry.size,), initializer=initializer, autocast=False
+        )
+        self.built = True
+
+    @property
+    def plan(self) -> Plan:
+        """The whole plan this ring belongs to."""
+        return self._plan
+
+    @property
+    def ring_size(self) -> int:
+        """``N``, the number of ring entries."""
+        return self._plan.ring(self.ring_name).size
+
+    def signed(self) -> Any:
+        """The signed ring ``[W, -W]`` (length ``2N``) that the packed indices read.
+
+        Returns:
+            A backend tensor in the ring's dtype.
+
+        Example:
+            >>> import rpgcore
+            >>> ring = Ring(rpgcore.Plan.build({"w": (2, 2)}, ring_size=3))
+            >>> tuple(ring.signed().shape)
+            (6,)
+
+        """
+        values = keras.ops.convert_to_tensor(self.variable)
+        return keras.ops.concatenate([values, keras.ops.negative(values)])
+
+    def index(self, slot: str, layout: str, multiplier: int = 1) -> NDArray[np.signedinteger[Any]]:
+        """The packed indices of one of this ring's slots, in a native layout (numpy).
+
+        Args:
+            slot: a slot of the plan generated from this ring.
+            layout: ``"channels_last"`` or ``"depthwise"``
+                (:mod:`rpgcore.adapters.keras.indices`).
+            multiplier: the depth multiplier of a depthwise kernel.
+
+        Returns:
+            The index array, C-contiguous, in the native kernel shape.
+
+        Raises:
+            PlanError: no such slot, or the slot belongs to another ring.
+
+        Example:
+            >>> import rpgcore
+            >>> ring = Ring(rpgcore.Plan.build({"w": (4, 3)}, ring_size=5))
+            >>> ring.index("w", "channels_last").shape
+            (3, 4)
+
+        """
+        self.check_slot(slot)
+        return native_index(self._plan, slot, layout, multiplier)
+
+    def check_slot(self, slot: str) -> None:
+        """Check that ``slot`` is a slot of the plan generated from this ring.
+
+        Args:
+            slot: a slot name.
+
+        Raises:
+            PlanError: no such slot, or the slot belongs to another ring.
+
+        Example:
+            >>> import rpgcore
+            >>> Ring(rpgcore.Plan.build({"w": (4, 3)}, ring_size=5)).check_slot("v")
+            Traceback (most recent call last):
+            ...
+            rpgcore.errors.PlanError: no slot 'v' in the plan; slots are ['w']
+
+        """
+        owner = self._plan.slot(slot).ring
+        if owner != self.ring_name:
+            raise PlanError(
+                f"slot {slot!r} is generated from ring {owner!r}, not {self.ring_name!r}; "
+                f"give the layer the Ring layer of {owner!r}"
+            )
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's config: the plan's JSON and the ring's name (never indices)."""
+        config: dict[str, Any] = super().get_config()
+        config.update(plan=self._plan_json, ring=self.ring_name)
+        return config
