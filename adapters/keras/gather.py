@@ -39,7 +39,7 @@ __all__ = ["signed_gather"]
 def _tensorflow(ring: Any, index: Any) -> Any:
     import tensorflow as tf  # type: ignore[import-untyped]
 
-    @tf.custom_gradient  # type: ignore[misc]
+    @tf.custom_gradient  # type: ignore[untyped-decorator]
     def gather(values: Any) -> Any:
         signed = tf.concat([values, tf.negative(values)], axis=0)
 
