@@ -42,9 +42,10 @@ import numpy as np
 from flax import nnx
 
 from rpgcore.adapters.jax.norm import BatchNorm
+from rpgcore.architectures import RESNET_STAGES, RESNET_WIDTHS
 from rpgcore.errors import ArgumentError
 
-__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet34", "small_resnet"]
+__all__ = ["BasicBlock", "ResNet", "resnet", "resnet18", "resnet34", "small_resnet"]
 
 STEMS = ("imagenet", "cifar")
 
@@ -206,16 +207,18 @@ class ResNet(nnx.Module):
         return logits
 
 
-def resnet18(
+def resnet(
+    depth: int,
     *,
     num_classes: int = 1000,
     stem: str = "imagenet",
     in_channels: int = 3,
     rngs: nnx.Rngs | None = None,
 ) -> ResNet:
-    """ResNet-18: BasicBlock stages (2, 2, 2, 2), widths (64, 128, 256, 512).
+    """ResNet-18 or ResNet-34 (:data:`rpgcore.architectures.RESNET_STAGES`), widths 64 to 512.
 
     Args:
+        depth: 18 or 34.
         num_classes: classifier outputs.
         stem: ``"imagenet"`` or ``"cifar"``.
         in_channels: input channels.
@@ -224,19 +227,41 @@ def resnet18(
     Returns:
         The network.
 
+    Raises:
+        ArgumentError: another depth, or an unknown stem.
+
     Example:
-        >>> sum(p.size for p in jax.tree.leaves(nnx.state(resnet18(), nnx.Param)))
-        11689512
+        >>> sum(p.size for p in jax.tree.leaves(nnx.state(resnet(34), nnx.Param)))
+        21797672
 
     """
+    if depth not in RESNET_STAGES:
+        raise ArgumentError(f"ResNet depth must be one of {sorted(RESNET_STAGES)}, got {depth!r}")
     return ResNet(
-        (2, 2, 2, 2),
-        (64, 128, 256, 512),
+        RESNET_STAGES[depth],
+        RESNET_WIDTHS,
         num_classes=num_classes,
         stem=stem,
         in_channels=in_channels,
         rngs=rngs,
     )
+
+
+def resnet18(
+    *,
+    num_classes: int = 1000,
+    stem: str = "imagenet",
+    in_channels: int = 3,
+    rngs: nnx.Rngs | None = None,
+) -> ResNet:
+    """ResNet-18: :func:`resnet` of depth 18 (stages 2, 2, 2, 2).
+
+    Example:
+        >>> sum(p.size for p in jax.tree.leaves(nnx.state(resnet18(), nnx.Param)))
+        11689512
+
+    """
+    return resnet(18, num_classes=num_classes, stem=stem, in_channels=in_channels, rngs=rngs)
 
 
 def resnet34(
@@ -246,30 +271,8 @@ def resnet34(
     in_channels: int = 3,
     rngs: nnx.Rngs | None = None,
 ) -> ResNet:
-    """ResNet-34: BasicBlock stages (3, 4, 6, 3), widths (64, 128, 256, 512).
-
-    Args:
-        num_classes: classifier outputs.
-        stem: ``"imagenet"`` or ``"cifar"``.
-        in_channels: input channels.
-        rngs: NNX random streams (default ``nnx.Rngs(0)``).
-
-    Returns:
-        The network.
-
-    Example:
-        >>> sum(p.size for p in jax.tree.leaves(nnx.state(resnet34(), nnx.Param)))
-        21797672
-
-    """
-    return ResNet(
-        (3, 4, 6, 3),
-        (64, 128, 256, 512),
-        num_classes=num_classes,
-        stem=stem,
-        in_channels=in_channels,
-        rngs=rngs,
-    )
+    """ResNet-34: :func:`resnet` of depth 34 (stages 3, 4, 6, 3)."""
+    return resnet(34, num_classes=num_classes, stem=stem, in_channels=in_channels, rngs=rngs)
 
 
 def small_resnet(
