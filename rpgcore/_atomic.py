@@ -4,8 +4,11 @@
 flushes and fsyncs it, renames it over the destination and fsyncs the folder,
 so a crash never leaves a half-written file in place of a good one. A
 destination that is a symbolic link keeps being a link: its target is
-replaced. :func:`read_regular_file` refuses anything but a regular file
-(folders, FIFOs, devices), so a read never blocks or loops forever.
+replaced. A process killed mid-save leaves its temporary file behind; a later
+save in the same folder removes it once it is stale (see
+:data:`STALE_AFTER_SECONDS`). :func:`read_regular_file` refuses anything but
+a regular file (folders, FIFOs, devices), so a read never blocks or loops
+forever.
 
 Example:
     >>> import os, tempfile
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,10 +38,22 @@ from rpgcore.errors import (
     RingFileWriteError,
 )
 
+if sys.platform != "win32":
+    import fcntl
+
 __all__ = ["checked_path", "read_regular_file", "write_atomically"]
 
 TEMPORARY_PREFIX = ".rpgcore-"
 TEMPORARY_SUFFIX = ".tmp"
+TEMPORARY_NAME = re.compile(
+    re.escape(TEMPORARY_PREFIX) + "[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX)
+)
+"""The names :func:`tempfile.mkstemp` gives our temporary files; nothing else is ever removed."""
+STALE_AFTER_SECONDS = 600.0
+"""A temporary file last written this long before a new save, and whose lock no
+live writer holds, was left by a killed save: that save removes it. Both times
+come from the folder's own file system, so clock skew between machines does
+not matter."""
 
 
 def checked_path(path: object) -> Path:
@@ -84,6 +101,11 @@ def write_atomically(path: object, chunks: Iterable[bytes | memoryview]) -> None
             long); also an ``OSError``. The previous file is unchanged and
             the temporary file is removed.
 
+    While it is written, the temporary file holds an exclusive ``flock``
+    (POSIX), released when the writer closes it or dies. After a good save,
+    the folder's stale temporary files (unlocked and older than
+    :data:`STALE_AFTER_SECONDS`) are removed, so killed saves cannot pile up.
+
     Example:
         >>> import tempfile, os
         >>> write_atomically(os.path.join(tempfile.mkdtemp(), "x"), [b"1"])
@@ -109,10 +131,12 @@ def write_atomically(path: object, chunks: Iterable[bytes | memoryview]) -> None
         raise RingFileWriteError(f"cannot write in {str(folder)!r}: {error.strerror}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
+            _lock(stream.fileno())
             for chunk in chunks:
                 stream.write(chunk)
             stream.flush()
             os.fsync(stream.fileno())
+        # Closed, so unlocked, from here on; but just written, so too young for any sweep.
         os.chmod(temporary, _file_mode(target))
         os.replace(temporary, target)
     except BaseException as error:
@@ -125,6 +149,56 @@ def write_atomically(path: object, chunks: Iterable[bytes | memoryview]) -> None
             ) from error
         raise
     _sync_folder(folder)
+    _remove_stale_temporaries(folder, target)
+
+
+def _lock(descriptor: int) -> None:
+    """Tell other savers that this temporary file is being written (POSIX ``flock``).
+
+    A file system without locks leaves the file unlocked, and then no saver
+    ever removes it either (:func:`_remove_if_stale` cannot lock it).
+    """
+    if sys.platform != "win32":
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _remove_stale_temporaries(folder: Path, saved: Path) -> None:
+    """Remove the temporary files that killed saves left in ``folder``; never raises."""
+    if sys.platform == "win32":  # no flock: a live writer's file cannot be told apart
+        return
+    try:
+        now = saved.stat().st_mtime  # the folder's clock, not this machine's
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries if TEMPORARY_NAME.fullmatch(entry.name)]
+    except OSError:
+        return
+    for name in names:
+        with contextlib.suppress(OSError):
+            _remove_if_stale(folder / name, now)
+
+
+def _remove_if_stale(path: Path, now: float) -> None:
+    """Unlink ``path`` if it is a regular file, old, and no live writer holds its lock.
+
+    Raises:
+        OSError: it is locked (``BlockingIOError``), gone, or cannot be opened:
+            all mean "leave it".
+
+    """
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < STALE_AFTER_SECONDS:
+        return  # young files are skipped unopened: a writer may not have locked it yet
+    if sys.platform != "win32":
+        descriptor = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Still the file we looked at and locked, not a new one under that name.
+            same = {(i.st_dev, i.st_ino) for i in (info, os.fstat(descriptor), os.lstat(path))}
+            if len(same) == 1:
+                os.unlink(path)
+        finally:
+            os.close(descriptor)
 
 
 def _file_mode(target: Path) -> int:
