@@ -90,6 +90,18 @@ def add_parsers(commands: Any) -> None:
     train.add_argument(
         "--out", default="model.rpg.safetensors", help="checkpoint, rewritten every epoch"
     )
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also checkpoint every STEPS steps within an epoch (default 0: end of epoch only)",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the state file beside --out (X.state.safetensors) if there is one",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser(
@@ -157,7 +169,15 @@ def _train(args: argparse.Namespace) -> None:
     kind = "vanilla" if args.vanilla else "RPG"
     print(f"{kind} {args.model} on {data.describe()}; DoF {dof:,} of {dense:,}", flush=True)
     progress = None if args.quiet else Progress(sys.stderr)
-    result = train.fit(model, data, config, progress=progress, checkpoint=args.out)
+    result = train.fit(
+        model,
+        data,
+        config,
+        progress=progress,
+        checkpoint=args.out,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+    )
     print(
         f"test accuracy {100 * result.test_accuracy:.2f}%, DoF {result.dof:,}, "
         f"compression {result.compression:.2f}x, {result.seconds:.1f} s; wrote {args.out}"

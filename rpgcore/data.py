@@ -74,6 +74,8 @@ class Dataset:
         'toy: 3 train / 1 test, 2x2x1, 2 classes, from memory'
         >>> data.input_shape, data.channels_first().input_shape
         ((2, 2, 1), (1, 2, 2))
+        >>> data.channels_first().channels_last().input_shape, data.channels_first().image_size
+        ((2, 2, 1), (2, 2, 1))
 
     """
 
@@ -124,10 +126,27 @@ class Dataset:
             layout="NCHW",
         )
 
-    def describe(self) -> str:
-        """One line: name, split sizes, image size as HxWxC, classes and source."""
+    def channels_last(self) -> Dataset:
+        """A copy with ``(n, H, W, C)`` images, as JAX and Keras expect (itself if already so)."""
+        if self.layout == "NHWC":
+            return self
+        return replace(
+            self,
+            x_train=np.ascontiguousarray(self.x_train.transpose(0, 2, 3, 1)),
+            x_test=np.ascontiguousarray(self.x_test.transpose(0, 2, 3, 1)),
+            layout="NHWC",
+        )
+
+    @property
+    def image_size(self) -> tuple[int, int, int]:
+        """``(height, width, channels)`` of one image, whatever the layout."""
         shape = self.input_shape
         height, width, channels = shape if self.layout == "NHWC" else (*shape[1:], shape[0])
+        return height, width, channels
+
+    def describe(self) -> str:
+        """One line: name, split sizes, image size as HxWxC, classes and source."""
+        height, width, channels = self.image_size
         return (
             f"{self.name}: {len(self.y_train)} train / {len(self.y_test)} test, "
             f"{height}x{width}x{channels}, {self.classes} classes, from {self.source}"

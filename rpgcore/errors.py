@@ -23,8 +23,10 @@ __all__ = [
     "BackendUnavailableError",
     "ChecksumError",
     "DatasetError",
+    "DivergedError",
     "PlanError",
     "PlanMismatchError",
+    "ResumeError",
     "RingDtypeError",
     "RingFileError",
     "RingFileFormatError",
@@ -54,6 +56,14 @@ class DatasetError(ArgumentError):
 
     The message names the dataset or path and the format that was expected.
     """
+
+
+class DivergedError(ArgumentError):
+    """Training stopped on a loss that is not finite; the last good checkpoint is kept."""
+
+
+class ResumeError(ArgumentError):
+    """A training state file belongs to another run (other settings, data or model)."""
 
 
 class BackendUnavailableError(RpgError, ImportError):

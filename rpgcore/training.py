@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "batch_order",
+    "build_model",
     "learning_rate",
     "score",
 ]
@@ -95,6 +97,48 @@ class TrainConfig:
             raise ArgumentError(f"schedule={self.schedule!r}: use one of {', '.join(SCHEDULES)}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ArgumentError(f"seed={self.seed!r}: use an integer in [0, 2**63)")
+
+
+def build_model(models: Any, name: str, data: Dataset, *, width: int = 16, **options: Any) -> Any:
+    """One of :data:`MODELS`, sized for ``data``, from a framework's ``models`` module.
+
+    Every adapter's ``models`` module has ``small_resnet(num_classes,
+    in_channels, width)`` and ``resnet18``/``resnet34(num_classes, stem,
+    in_channels)``; the ResNets get the CIFAR stem for images up to 64 pixels
+    wide and the ImageNet stem above.
+
+    Args:
+        models: the module, e.g. :mod:`rpgcore.adapters.torch.models`.
+        name: one of :data:`MODELS`.
+        data: the dataset (its channels and classes size the network).
+        width: first-stage width of ``small_resnet``.
+        options: passed on to the factory (``rngs`` for Flax NNX).
+
+    Returns:
+        What the factory returns.
+
+    Raises:
+        ArgumentError: an unknown name.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> models = SimpleNamespace(resnet18=lambda **kw: kw)
+        >>> x = np.zeros((1, 32, 32, 3), np.float32)
+        >>> data = Dataset("d", x, np.zeros(1, np.int64), x, np.zeros(1, np.int64), 10, "memory")
+        >>> build_model(models, "resnet18", data)
+        {'num_classes': 10, 'stem': 'cifar', 'in_channels': 3}
+
+    """
+    _, size, channels = data.image_size
+    if name == "small_resnet":
+        return models.small_resnet(
+            num_classes=data.classes, in_channels=channels, width=width, **options
+        )
+    if name in ("resnet18", "resnet34"):
+        stem = "cifar" if size <= 64 else "imagenet"
+        factory = getattr(models, name)
+        return factory(num_classes=data.classes, stem=stem, in_channels=channels, **options)
+    raise ArgumentError(f"model {name!r} is unknown; use one of {', '.join(MODELS)}")
 
 
 def learning_rate(config: TrainConfig, epoch: float) -> float:

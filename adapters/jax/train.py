@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import jax
@@ -48,23 +46,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rpgcore import _atomic, safetensors_io
+from rpgcore import _atomic, loop, safetensors_io, training
 from rpgcore.adapters.jax import describe, models
+from rpgcore.adapters.jax.bank import RingIndex
 from rpgcore.adapters.jax.convert import BANK, plan_of, rpgify
 from rpgcore.adapters.jax.io import save as save_ring_file
 from rpgcore.adapters.jax.steps import forward, sgd_step
 from rpgcore.data import Dataset
-from rpgcore.errors import ArgumentError
-from rpgcore.training import (
-    MODELS,
-    EpochRecord,
-    Progress,
-    TrainConfig,
-    TrainResult,
-    batch_order,
-    learning_rate,
-    score,
-)
+from rpgcore.errors import ArgumentError, ResumeError
+from rpgcore.resume import fingerprint
+from rpgcore.training import MODELS, EpochRecord, Progress, TrainConfig, TrainResult, score
 
 __all__ = [
     "MODELS",
@@ -102,18 +93,8 @@ def build_model(name: str, data: Dataset, *, width: int = 16, seed: int = 0) -> 
         4
 
     """
-    shape = data.input_shape
-    _, size, channels = shape if data.layout == "NHWC" else (shape[1], shape[2], shape[0])
-    rngs = nnx.Rngs(seed)
-    if name == "small_resnet":
-        return models.small_resnet(
-            num_classes=data.classes, in_channels=channels, width=width, rngs=rngs
-        )
-    if name in ("resnet18", "resnet34"):
-        stem = "cifar" if size <= 64 else "imagenet"
-        factory = models.resnet18 if name == "resnet18" else models.resnet34
-        return factory(num_classes=data.classes, stem=stem, in_channels=channels, rngs=rngs)
-    raise ArgumentError(f"model {name!r} is unknown; use one of {', '.join(MODELS)}")
+    module: nnx.Module = training.build_model(models, name, data, width=width, rngs=nnx.Rngs(seed))
+    return module
 
 
 def prepare(
@@ -295,16 +276,98 @@ def evaluate(
     return score(logits(model, x, batch_size=batch_size, device=device), y)
 
 
-def _channels_last(data: Dataset) -> Dataset:
-    """``data`` with ``(n, H, W, C)`` images, as Flax expects (itself if already so)."""
-    if data.layout == "NHWC":
-        return data
-    return replace(
-        data,
-        x_train=np.ascontiguousarray(data.x_train.transpose(0, 2, 3, 1)),
-        x_test=np.ascontiguousarray(data.x_test.transpose(0, 2, 3, 1)),
-        layout="NHWC",
-    )
+def _flat(tree: Any) -> dict[str, Any]:
+    """A pytree's leaves under their key paths."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
+def _host(leaf: Any) -> np.ndarray:
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
+
+
+def _restored(tree: Any, tensors: Mapping[str, np.ndarray], prefix: str) -> Any:
+    """``tree`` with every leaf replaced by ``tensors[prefix + path]`` (checked)."""
+    paths, structure = jax.tree_util.tree_flatten_with_path(tree)
+    leaves = []
+    for path, leaf in paths:
+        name = prefix + jax.tree_util.keystr(path)
+        if name not in tensors:
+            raise ResumeError(
+                f"{name!r} is in the model but not in the state file: the file belongs to "
+                "another model; resume with the same --model, --width and sizes, or delete it"
+            )
+        value = tensors[name]
+        if value.shape != _host(leaf).shape:
+            raise ResumeError(
+                f"{name!r} is {_host(leaf).shape} in the model but {value.shape} in the state "
+                "file: resume with the same model settings, or delete it"
+            )
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaves.append(
+                jax.random.wrap_key_data(jnp.asarray(value), impl=jax.random.key_impl(leaf))
+            )
+        else:
+            leaves.append(jnp.asarray(value, dtype=leaf.dtype))
+    return jax.tree_util.tree_unflatten(structure, leaves)
+
+
+class _Steps:
+    """SGD steps of an NNX model (one jitted program), and its state for :mod:`rpgcore.resume`."""
+
+    def __init__(self, model: nnx.Module, data: Dataset, config: TrainConfig) -> None:
+        self.target = _device(config.device)
+        self.config, self.model = config, model
+        last = data.channels_last()
+        self.x_train, self.y_train = last.x_train, last.y_train.astype(np.int32)
+        self.x_test, self.y_test = last.x_test, last.y_test
+        self._split()
+        self.velocity = jax.tree.map(jnp.zeros_like, self.params)
+
+    def _split(self) -> None:
+        self.model.train()  # type: ignore[no-untyped-call]
+        graphdef, params, *others = nnx.split(self.model, nnx.Param, ...)
+        self.graphdef: Any = graphdef
+        self.params, self.rest = jax.device_put((params, others[0]), self.target)
+
+    def step(self, index: np.ndarray, lr: float) -> tuple[float, int]:
+        config = self.config
+        hyper = np.array([lr, config.momentum, config.weight_decay], np.float32)
+        images = jax.device_put(self.x_train[index], self.target)
+        labels = jax.device_put(self.y_train[index], self.target)
+        self.params, self.rest, self.velocity, loss, hits = sgd_step(
+            self.graphdef, self.params, self.rest, self.velocity, images, labels, hyper
+        )
+        nnx.update(self.model, self.params, self.rest)  # the model always holds the latest step
+        return float(loss), int(hits)
+
+    def evaluate(self) -> tuple[float, float]:
+        return evaluate(self.model, self.x_test, self.y_test, device=self.config.device)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        save(self.model, path)
+
+    def _kept(self) -> Any:
+        return nnx.state(self.model, nnx.Not(RingIndex))  # indices are regenerated, never saved
+
+    def state(self) -> dict[str, np.ndarray]:
+        model = {f"model/{k}": _host(v) for k, v in _flat(self._kept()).items()}
+        velocity = {f"momentum/{k}": _host(v) for k, v in _flat(self.velocity).items()}
+        return {**model, **velocity}
+
+    def restore(self, tensors: Mapping[str, np.ndarray]) -> None:
+        kept = self._kept()
+        ours = {f"model/{k}" for k in _flat(kept)} | {f"momentum/{k}" for k in _flat(self.velocity)}
+        for name in sorted(set(tensors) - ours):
+            raise ResumeError(
+                f"{name!r} is in the state file but not in the model: the file belongs to "
+                "another model; resume with the same --model, --width and sizes, or delete it"
+            )
+        nnx.update(self.model, _restored(kept, tensors, "model/"))
+        self._split()
+        self.velocity = jax.device_put(_restored(self.velocity, tensors, "momentum/"), self.target)
 
 
 def fit(
@@ -315,8 +378,16 @@ def fit(
     progress: Progress | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data`` with SGD; evaluate after every epoch.
+
+    The loop is :func:`rpgcore.loop.run`: with a ``checkpoint``, the model is
+    written there (atomically) at the end of every epoch and every
+    ``checkpoint_every`` steps, beside a training state file (momentum,
+    batch statistics, position); ``resume=True`` continues from that file, and
+    on the CPU the result is bitwise the one of an uninterrupted run.
 
     Args:
         model: an RPG model from :func:`~rpgcore.adapters.jax.convert.rpgify`, or any
@@ -325,64 +396,33 @@ def fit(
         data: the dataset (channels-last images, as :mod:`rpgcore.data` loads them).
         config: epochs, batch size, learning rate, schedule, seed, device.
         progress: the progress bar; ``None`` prints nothing.
-        checkpoint: a file rewritten (atomically) after every epoch with
-            :func:`save`; the last one holds the trained model.
+        checkpoint: the checkpoint file (see :func:`save`); the last one holds the trained model.
         on_epoch: called with each epoch's record.
+        checkpoint_every: steps between checkpoints within an epoch (0: end of epoch only).
+        resume: continue from the state file beside ``checkpoint``, if there is one.
 
     Returns:
         DoF, dense size and one record per epoch.
 
     Raises:
-        ArgumentError: an unusable device, or a loss that is not finite.
-        RingFileError: the checkpoint cannot be written.
+        ArgumentError: an unusable device.
+        DivergedError: the loss became NaN or infinite (the last checkpoint is kept).
+        ResumeError: the state file belongs to another run or model.
+        RingFileError: a checkpoint cannot be written or read.
 
     """
-    target = _device(config.device)
-    last = _channels_last(data)
-    x_train, y_train = last.x_train, last.y_train.astype(np.int32)
+    steps = _Steps(model, data, config)
     dof, dense = count_parameters(model)
-    result = TrainResult(dof=dof, dense=dense)
-    model.train()  # type: ignore[no-untyped-call]
-    graphdef, params, *others = nnx.split(model, nnx.Param, ...)
-    rest = others[0]
-    params, rest = jax.device_put((params, rest), target)
-    velocity = jax.tree.map(jnp.zeros_like, params)
-    for epoch in range(config.epochs):
-        batches = batch_order(len(x_train), config.batch_size, seed=config.seed, epoch=epoch)
-        lr = learning_rate(config, epoch)
-        if progress is not None:
-            progress.start(epoch + 1, config.epochs, len(batches), lr=lr)
-        started = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for step, index in enumerate(batches):
-            rate = learning_rate(config, epoch + step / len(batches))
-            hyper = np.array([rate, config.momentum, config.weight_decay], np.float32)
-            images = jax.device_put(x_train[index], target)
-            labels = jax.device_put(y_train[index], target)
-            params, rest, velocity, loss, hits = sgd_step(
-                graphdef, params, rest, velocity, images, labels, hyper
-            )
-            nnx.update(model, params, rest)  # the model always holds the latest step
-            loss_sum += float(loss) * len(index)
-            correct += int(hits)
-            seen += len(index)
-            if not math.isfinite(loss_sum):
-                raise ArgumentError(
-                    f"the loss became {loss_sum} in epoch {epoch + 1}, step {step + 1}: "
-                    f"lower the learning rate (lr={config.lr})"
-                )
-            if progress is not None:
-                progress.step(step + 1, loss=loss_sum / seen, correct=correct, seen=seen)
-        seconds = time.perf_counter() - started
-        test_loss, test_accuracy = evaluate(model, last.x_test, last.y_test, device=config.device)
-        record = EpochRecord(
-            epoch + 1, lr, loss_sum / seen, correct / seen, test_loss, test_accuracy, seconds
-        )
-        result.history.append(record)
-        if progress is not None:
-            progress.finish(test_loss=test_loss, test_accuracy=test_accuracy)
-        if checkpoint is not None:
-            save(model, checkpoint)
-        if on_epoch is not None:
-            on_epoch(record)
-    return result
+    return loop.run(
+        steps,
+        config,
+        len(steps.x_train),
+        dof=dof,
+        dense=dense,
+        progress=progress,
+        checkpoint=checkpoint,
+        on_epoch=on_epoch,
+        every=checkpoint_every,
+        resume_from=resume,
+        data=fingerprint(data),
+    )

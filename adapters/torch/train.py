@@ -24,31 +24,24 @@ Example:
 
 from __future__ import annotations
 
-import math
+import json
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from rpgcore import _atomic, safetensors_io
+from rpgcore import _atomic, loop, safetensors_io, training
 from rpgcore.adapters.torch import models
 from rpgcore.adapters.torch.bank import RING_PREFIX
 from rpgcore.adapters.torch.convert import BANK, plan_of, rpgify
 from rpgcore.adapters.torch.io import save as save_ring_file
 from rpgcore.data import Dataset
-from rpgcore.errors import ArgumentError
-from rpgcore.training import (
-    MODELS,
-    EpochRecord,
-    Progress,
-    TrainConfig,
-    TrainResult,
-    batch_order,
-    learning_rate,
-)
+from rpgcore.errors import ArgumentError, ResumeError
+from rpgcore.resume import fingerprint
+from rpgcore.training import MODELS, EpochRecord, Progress, TrainConfig, TrainResult
 
 __all__ = [
     "MODELS",
@@ -86,15 +79,8 @@ def build_model(name: str, data: Dataset, *, width: int = 16) -> nn.Module:
         4
 
     """
-    shape = data.input_shape
-    _, size, channels = shape if data.layout == "NHWC" else (shape[1], shape[2], shape[0])
-    if name == "small_resnet":
-        return models.small_resnet(num_classes=data.classes, in_channels=channels, width=width)
-    if name in ("resnet18", "resnet34"):
-        stem = "cifar" if size <= 64 else "imagenet"
-        factory = models.resnet18 if name == "resnet18" else models.resnet34
-        return factory(num_classes=data.classes, stem=stem, in_channels=channels)
-    raise ArgumentError(f"model {name!r} is unknown; use one of {', '.join(MODELS)}")
+    module: nn.Module = training.build_model(models, name, data, width=width)
+    return module
 
 
 def prepare(
@@ -271,6 +257,88 @@ def logits(
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
+class _Steps:
+    """SGD steps of a torch model, and its state for :mod:`rpgcore.resume`."""
+
+    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig) -> None:
+        self.device = _device(config.device)
+        torch.manual_seed(config.seed)
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        first = data.channels_first()
+        self.x_train, self.y_train = first.x_train, first.y_train.astype(np.int64)
+        self.x_test, self.y_test = first.x_test, first.y_test.astype(np.int64)
+        self.names = {id(p): name for name, p in model.named_parameters()}
+
+    def step(self, index: np.ndarray, lr: float) -> tuple[float, int]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        images = torch.from_numpy(self.x_train[index]).to(self.device, non_blocking=True)
+        labels = torch.from_numpy(self.y_train[index]).to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        outputs = self.model(images)
+        loss = nn.functional.cross_entropy(outputs, labels)
+        loss.backward()  # type: ignore[no-untyped-call]
+        self.optimizer.step()
+        return float(loss.detach()), int((outputs.argmax(dim=1) == labels).sum())
+
+    def evaluate(self) -> tuple[float, float]:
+        return evaluate(self.model, self.x_test, self.y_test, device=str(self.device))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        save(self.model, path)
+
+    def state(self) -> dict[str, np.ndarray]:
+        tensors = {
+            f"model/{name}": t.detach().cpu().numpy()
+            if isinstance(t, torch.Tensor)
+            else np.frombuffer(json.dumps(t).encode(), np.uint8)  # extra state: the plan
+            for name, t in self.model.state_dict().items()
+        }
+        for group in self.optimizer.param_groups:
+            for parameter in group["params"]:
+                buffer = self.optimizer.state.get(parameter, {}).get("momentum_buffer")
+                if buffer is not None:
+                    tensors[f"momentum/{self.names[id(parameter)]}"] = buffer.cpu().numpy()
+        tensors["random/torch"] = torch.get_rng_state().numpy()
+        return tensors
+
+    def restore(self, tensors: Mapping[str, np.ndarray]) -> None:
+        model = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+        ours = self.model.state_dict()
+        for name in sorted(set(ours) ^ set(model)):
+            where = "the model" if name in ours else "the state file"
+            raise ResumeError(
+                f"{name!r} is only in {where}: the state file belongs to another model; "
+                "resume with the same --model, --width and sizes, or delete it"
+            )
+        loaded: dict[str, Any] = {}
+        for name, value in ours.items():
+            if not isinstance(value, torch.Tensor):
+                loaded[name] = json.loads(model[name].tobytes())
+                continue
+            if tuple(value.shape) != model[name].shape:
+                raise ResumeError(
+                    f"{name!r} is {tuple(value.shape)} in the model but {model[name].shape} in "
+                    "the state file: resume with the same model settings, or delete it"
+                )
+            loaded[name] = torch.from_numpy(np.array(model[name]))
+        self.model.load_state_dict(loaded)
+        by_name = {name: p for name, p in self.model.named_parameters()}
+        for key, value in tensors.items():
+            if key.startswith("momentum/"):
+                parameter = by_name[key.removeprefix("momentum/")]
+                buffer = torch.from_numpy(np.array(value)).to(self.device)
+                self.optimizer.state[parameter]["momentum_buffer"] = buffer
+        torch.set_rng_state(torch.from_numpy(np.array(tensors["random/torch"])))
+
+
 def fit(
     model: nn.Module,
     data: Dataset,
@@ -279,8 +347,16 @@ def fit(
     progress: Progress | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data`` with SGD; evaluate after every epoch.
+
+    The loop is :func:`rpgcore.loop.run`: with a ``checkpoint``, the model is
+    written there (atomically) at the end of every epoch and every
+    ``checkpoint_every`` steps, beside a training state file (momentum,
+    position, random state); ``resume=True`` continues from that file, and on
+    the CPU the result is bitwise the one of an uninterrupted run.
 
     Args:
         model: an RPG model from :func:`~rpgcore.adapters.torch.convert.rpgify`, or any plain
@@ -288,67 +364,33 @@ def fit(
         data: the dataset (channels-last images, as :mod:`rpgcore.data` loads them).
         config: epochs, batch size, learning rate, schedule, seed, device.
         progress: the progress bar; ``None`` prints nothing.
-        checkpoint: a file rewritten (atomically) after every epoch with
-            :func:`save`; the last one holds the trained model.
+        checkpoint: the checkpoint file (see :func:`save`); the last one holds the trained model.
         on_epoch: called with each epoch's record.
+        checkpoint_every: steps between checkpoints within an epoch (0: end of epoch only).
+        resume: continue from the state file beside ``checkpoint``, if there is one.
 
     Returns:
         DoF, dense size and one record per epoch.
 
     Raises:
         ArgumentError: an unusable device.
-        RingFileError: the checkpoint cannot be written.
+        DivergedError: the loss became NaN or infinite (the last checkpoint is kept).
+        ResumeError: the state file belongs to another run or model.
+        RingFileError: a checkpoint cannot be written or read.
 
     """
-    device = _device(config.device)
-    torch.manual_seed(config.seed)
-    model.to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    first = data.channels_first()
-    x_train, y_train = first.x_train, first.y_train.astype(np.int64)
-    x_test, y_test = first.x_test, first.y_test.astype(np.int64)
+    steps = _Steps(model, data, config)
     dof, dense = count_parameters(model)
-    result = TrainResult(dof=dof, dense=dense)
-    for epoch in range(config.epochs):
-        batches = batch_order(len(x_train), config.batch_size, seed=config.seed, epoch=epoch)
-        lr = learning_rate(config, epoch)
-        if progress is not None:
-            progress.start(epoch + 1, config.epochs, len(batches), lr=lr)
-        model.train()
-        started = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for step, index in enumerate(batches):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, epoch + step / len(batches))
-            images = torch.from_numpy(x_train[index]).to(device, non_blocking=True)
-            labels = torch.from_numpy(y_train[index]).to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(images)
-            loss = nn.functional.cross_entropy(logits, labels)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(index)
-            correct += int((logits.argmax(dim=1) == labels).sum())
-            seen += len(index)
-            if not math.isfinite(loss_sum):
-                raise ArgumentError(
-                    f"the loss became {loss_sum} in epoch {epoch + 1}, step {step + 1}: "
-                    f"lower the learning rate (lr={config.lr})"
-                )
-            if progress is not None:
-                progress.step(step + 1, loss=loss_sum / seen, correct=correct, seen=seen)
-        seconds = time.perf_counter() - started
-        test_loss, test_accuracy = evaluate(model, x_test, y_test, device=str(device))
-        record = EpochRecord(
-            epoch + 1, lr, loss_sum / seen, correct / seen, test_loss, test_accuracy, seconds
-        )
-        result.history.append(record)
-        if progress is not None:
-            progress.finish(test_loss=test_loss, test_accuracy=test_accuracy)
-        if checkpoint is not None:
-            save(model, checkpoint)
-        if on_epoch is not None:
-            on_epoch(record)
-    return result
+    return loop.run(
+        steps,
+        config,
+        len(steps.x_train),
+        dof=dof,
+        dense=dense,
+        progress=progress,
+        checkpoint=checkpoint,
+        on_epoch=on_epoch,
+        every=checkpoint_every,
+        resume_from=resume,
+        data=fingerprint(data),
+    )
