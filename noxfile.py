@@ -39,8 +39,8 @@ def tests(session: nox.Session) -> None:
 
 TORCH_FILES = ("backends/torch.py", "adapters/torch/")
 OTHER_FRAMEWORK_FILES = (
-    "backends/jax.py",
-    "backends/tensorflow.py",
+    "backends/jax/",
+    "backends/tensorflow/",
     "adapters/jax/",
     "adapters/keras/",
 )

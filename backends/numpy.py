@@ -40,7 +40,7 @@ from rpgcore.backends._numpy_core import (
     permute,
     threefry2x32,
 )
-from rpgcore.errors import ArgumentError
+from rpgcore.backends._ranges import check_gradient, ranges
 from rpgcore.geometry import check_range
 
 if TYPE_CHECKING:
@@ -104,8 +104,7 @@ def _permute_range(
 ) -> NDArray[np.int32]:
     out = np.empty(stop - start, dtype=np.int32)
     tables = FeistelTables(geometry)
-    for lo in range(start, stop, CHUNK):
-        hi = min(lo + CHUNK, stop)
+    for lo, hi in ranges(start, stop, CHUNK):
         out[lo - start : hi - start] = permute(geometry, tables, lo, hi, inverse)
     return out
 
@@ -190,8 +189,7 @@ def ring_signs(geometry: RingGeometry, start: int, stop: int) -> NDArray[np.int8
     if not geometry.signed:
         return out
     words_per_block = -(-geometry.size // spec.SIGN_BITS_PER_CALL)
-    for lo in range(start, stop, CHUNK):
-        hi = min(lo + CHUNK, stop)
+    for lo, hi in ranges(start, stop, CHUNK):
         blocks, offsets = blocks_and_offsets(geometry.size, lo, hi)
         word = blocks * words_per_block + (offsets >> np.uint32(6))
         first = int(word[0])
@@ -230,8 +228,7 @@ def init_ring(geometry: RingGeometry, dtype: DTypeLike = np.float32) -> NDArray[
     std = np.float32(geometry.init_std)
     offset = np.int64((2 * spec.INIT_CALLS) << 20)  # 12 uniforms of 20 bits, centred
     shift = np.uint32(spec.INIT_UNIFORM_SHIFT)
-    for lo in range(0, geometry.size, CHUNK):
-        hi = min(lo + CHUNK, geometry.size)
+    for lo, hi in ranges(0, geometry.size, CHUNK):
         entries = np.arange(lo, hi, dtype=np.uint32)
         total = np.full(hi - lo, -offset, dtype=np.int64)
         for t in range(spec.INIT_CALLS):
@@ -297,11 +294,7 @@ def contract(geometry: RingGeometry, signed_gradient: NDArray[Any]) -> NDArray[A
 
     """
     size, generated = geometry.size, geometry.generated
-    if signed_gradient.shape != (generated,):
-        raise ArgumentError(
-            f"expected a flat gradient of length {generated} (the ring's generated size), "
-            f"got shape {signed_gradient.shape}; concatenate the ring's slot gradients"
-        )
+    check_gradient(geometry, signed_gradient.shape)
     total = np.zeros(size, dtype=signed_gradient.dtype)
     tables = FeistelTables(geometry)
     for lo, hi in geometry.block_chunks(CHUNK):

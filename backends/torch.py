@@ -34,7 +34,7 @@ import torch
 from numpy.typing import NDArray
 
 from rpgcore import spec
-from rpgcore.errors import ArgumentError
+from rpgcore.backends._ranges import check_gradient, ranges
 from rpgcore.geometry import check_range
 
 if TYPE_CHECKING:
@@ -193,8 +193,7 @@ def _permute(
 ) -> torch.Tensor:
     out = torch.empty(stop - start, dtype=torch.int32, device=device)
     width = spec.feistel_width(geometry.size)
-    for lo in range(start, stop, CHUNK):
-        hi = min(lo + CHUNK, stop)
+    for lo, hi in ranges(start, stop, CHUNK):
         blocks, values = _blocks_and_offsets(geometry.size, lo, hi, device)
         if geometry.permuted:
             first, last = int(blocks[0]), int(blocks[-1])
@@ -299,8 +298,7 @@ def ring_signs(
     if not geometry.signed:
         return out
     per_block = -(-geometry.size // spec.SIGN_BITS_PER_CALL)
-    for lo in range(start, stop, CHUNK):
-        hi = min(lo + CHUNK, stop)
+    for lo, hi in ranges(start, stop, CHUNK):
         blocks, offsets = _blocks_and_offsets(geometry.size, lo, hi, device)
         word = blocks * per_block + (offsets >> 6)
         first = int(word[0])
@@ -340,8 +338,7 @@ def init_ring(
     out = torch.empty(geometry.size, dtype=torch.float32, device=device)
     std = torch.tensor(geometry.init_std, dtype=torch.float32, device=device)
     offset = (2 * spec.INIT_CALLS) << 20  # 12 uniforms of 20 bits, centred
-    for lo in range(0, geometry.size, CHUNK):
-        hi = min(lo + CHUNK, geometry.size)
+    for lo, hi in ranges(0, geometry.size, CHUNK):
         entries = torch.arange(lo, hi, dtype=torch.int64, device=device)
         total = torch.full((hi - lo,), -offset, dtype=torch.int64, device=device)
         for t in range(spec.INIT_CALLS):
@@ -406,11 +403,7 @@ def contract(geometry: RingGeometry, signed_gradient: torch.Tensor) -> torch.Ten
 
     """
     size, generated = geometry.size, geometry.generated
-    if tuple(signed_gradient.shape) != (generated,):
-        raise ArgumentError(
-            f"expected a flat gradient of length {generated} (the ring's generated size), "
-            f"got shape {tuple(signed_gradient.shape)}; concatenate the ring's slot gradients"
-        )
+    check_gradient(geometry, tuple(signed_gradient.shape))
     device = signed_gradient.device
     total = torch.zeros(size, dtype=signed_gradient.dtype, device=device)
     padded = torch.cat([signed_gradient, signed_gradient.new_zeros(1)])  # index M reads 0

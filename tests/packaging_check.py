@@ -27,6 +27,8 @@ def check_wheel(path: str) -> None:
     for required in (
         "rpgcore/py.typed",
         "rpgcore/backends/numpy.py",
+        "rpgcore/backends/jax/__init__.py",
+        "rpgcore/backends/tensorflow/__init__.py",
         "rpgcore/adapters/__init__.py",
         "rpgcore/cli.py",
     ):

@@ -30,7 +30,7 @@ class Blocker:
 
 sys.meta_path.insert(0, Blocker())
 import rpgcore, rpgcore.backends.numpy, rpgcore.cli, rpgcore.layouts, rpgcore.architectures
-import rpgcore.adapters, rpgcore.backends
+import rpgcore.adapters, rpgcore.backends, rpgcore.backends._ranges
 import rpgcore.data, rpgcore.training, rpgcore.report, rpgcore.cli_train
 plan = rpgcore.Plan.build({"w": (4, 4), "v": (3, 2)}, ring_size=5)
 kernels = plan.expand(plan.init_ring())
