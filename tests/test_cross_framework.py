@@ -30,21 +30,13 @@ tf_backend = (
     importlib.import_module("rpgcore.backends.tensorflow") if require("tensorflow") else None
 )
 
+from cross_framework_support import FRAMEWORKS, WIDTH, adapter, trainer  # noqa: E402
+from cross_framework_support import converted as _converted  # noqa: E402
+
 import rpgcore  # noqa: E402
 from rpgcore import layouts  # noqa: E402
 from rpgcore.data import Dataset, load_dataset  # noqa: E402
 from rpgcore.training import TrainConfig, score  # noqa: E402
-
-FRAMEWORKS = ("torch", "jax", "keras")
-WIDTH = 8
-
-
-def adapter(framework: str) -> Any:
-    return importlib.import_module(f"rpgcore.adapters.{framework}")
-
-
-def trainer(framework: str) -> Any:
-    return importlib.import_module(f"rpgcore.adapters.{framework}.train")
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +88,6 @@ def torch_file(tmp_path_factory: pytest.TempPathFactory, mnist: Dataset) -> tupl
     config = TrainConfig(epochs=3, batch_size=64, lr=0.1, schedule="cosine", seed=1)
     trainer("torch").fit(model, small, config, checkpoint=path)
     return path, model
-
-
-def _converted(framework: str, data: Dataset, path: Path) -> Any:
-    plan = rpgcore.load(path)[0]
-    model = trainer(framework).prepare(
-        "small_resnet", data, width=WIDTH, ring_size=plan.ring_parameters, seed=plan.seed
-    )
-    adapter(framework).load(model, path)
-    return model
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
