@@ -44,4 +44,4 @@ def test_example_runs(
     if document not in _FOLDERS:
         _FOLDERS[document] = tmp_path_factory.mktemp(document.replace(".", "_"))
     monkeypatch.chdir(_FOLDERS[document])
-    exec(compile(code, "<docs>", "exec"), {"__name__": "__docs__"})
+    exec(compile(code, "<docs>", "exec"), {"__name__": "__docs__"})  # own code: the docs' examples

@@ -80,13 +80,20 @@ def test_two_devices_equal_one_device_over_the_global_batch(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"devices": 2, "replicated": True, "ring_devices": 2}
-    one, two = np.load(tmp_path / "one_ring.npy"), np.load(tmp_path / "two_ring.npy")
-    assert np.abs(one - np.load(tmp_path / "initial.npy")).max() > 1e-3  # it trained
+    one, two = (
+        np.load(tmp_path / "one_ring.npy", allow_pickle=False),
+        np.load(tmp_path / "two_ring.npy", allow_pickle=False),
+    )
+    initial = np.load(tmp_path / "initial.npy", allow_pickle=False)
+    assert np.abs(one - initial).max() > 1e-3  # it trained
     # The sharded step sums each gradient as two half-batch partial sums and
     # one all-reduce, one device as one sum: float32 reassociation, a few ulps
     # per step (observed ~7e-8 on entries up to ~0.4 after 3 momentum steps).
     np.testing.assert_allclose(two, one, rtol=0, atol=1e-6)
     # batch norm statistics over the global batch, not per device
     np.testing.assert_allclose(
-        np.load(tmp_path / "two_mean.npy"), np.load(tmp_path / "one_mean.npy"), rtol=0, atol=1e-7
+        np.load(tmp_path / "two_mean.npy", allow_pickle=False),
+        np.load(tmp_path / "one_mean.npy", allow_pickle=False),
+        rtol=0,
+        atol=1e-7,
     )

@@ -65,7 +65,7 @@ def test_a_file_trained_in_pytorch_gives_the_same_function(reference: Path) -> N
     model = _fresh()
     rpg.load(model, reference / "torch_small.rpg.safetensors")
     ours = to_numpy(model(inputs(), training=False))
-    theirs = np.load(reference / "torch_logits.npy")
+    theirs = np.load(reference / "torch_logits.npy", allow_pickle=False)
     assert np.abs(theirs).max() > 0.1
     # Two frameworks' float32 convolutions and batch norms sum in different
     # orders: a few ulps per operation through eight layers on O(1) values.
@@ -73,8 +73,8 @@ def test_a_file_trained_in_pytorch_gives_the_same_function(reference: Path) -> N
 
 
 def test_a_file_written_here_gives_the_same_function_in_pytorch(reference: Path) -> None:
-    ours = np.load(reference / "keras_logits.npy")
-    theirs = np.load(reference / "keras_in_torch_logits.npy")
+    ours = np.load(reference / "keras_logits.npy", allow_pickle=False)
+    theirs = np.load(reference / "keras_in_torch_logits.npy", allow_pickle=False)
     assert np.abs(ours).max() > 0.1
     np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-5)  # as above
 

@@ -245,7 +245,7 @@ DIGEST_SEEDS = (0, 1, 0x9E3779B97F4A7C15, U64_MAX)
 
 def _digests_in_process() -> list[str]:
     namespace: dict[str, object] = {}
-    exec(DIGEST_SOURCE, namespace)
+    exec(DIGEST_SOURCE, namespace)  # own code: the digest the subprocesses also run
     digest = namespace["digest"]
     return [digest(seed) for seed in DIGEST_SEEDS]  # type: ignore[operator]
 

@@ -77,7 +77,7 @@ def _free_port() -> int:
 
 def test_ddp_on_two_processes_equals_one_process_over_the_global_batch(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
-    first, second = (np.load(tmp_path / f"ring{rank}.npy") for rank in (0, 1))
+    first, second = (np.load(tmp_path / f"ring{rank}.npy", allow_pickle=False) for rank in (0, 1))
     assert np.array_equal(first, second)  # every rank holds the same ring
     single = _model()
     before = single.rpg_ring_global.detach().clone()
