@@ -20,7 +20,10 @@ Example:
     ...     def save(self, path): pass
     ...     def state(self): return {"value": self.value.copy()}
     ...     def restore(self, tensors): self.value = tensors["value"].copy()
-    >>> result = run(Mean(), TrainConfig(epochs=2, batch_size=4, lr=0.5), 10, dof=1, dense=1)
+    >>> from rpgcore.data import Dataset
+    >>> x, y = np.zeros((10, 1, 1, 1), np.float32), np.arange(10) % 2
+    >>> data = Dataset("d", x, y, x, y, classes=2, source="memory")
+    >>> result = run(Mean(), TrainConfig(epochs=2, batch_size=4, lr=0.5), data, (1, 1))
     >>> len(result.history)
     2
 
@@ -39,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rpgcore import resume
+from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError, DivergedError
 from rpgcore.resume import Position
 from rpgcore.training import (
@@ -93,25 +97,24 @@ def _where(position: Position) -> str:
 def run(
     steps: Steps,
     config: TrainConfig,
-    count: int,
+    data: Dataset,
+    sizes: tuple[int, int],
     *,
-    dof: int,
-    dense: int,
     progress: Progress | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     every: int = 0,
     resume_from: bool = False,
-    data: str = "",
 ) -> TrainResult:
-    """Train for ``config.epochs`` epochs over ``count`` training examples.
+    """Train for ``config.epochs`` epochs over ``data``'s training split.
 
     Args:
-        steps: the framework's steps.
+        steps: the framework's steps (which hold the data in their own layout).
         config: the run's settings.
-        count: training examples.
-        dof: trainable parameters (for the result).
-        dense: parameters of the network without RPG (for the result).
+        data: the dataset (its size sets the batches; its training split must
+            match a state file's to resume).
+        sizes: ``(dof, dense)``: trainable parameters, and the parameters of
+            the network without RPG (for the result).
         progress: the progress bar; ``None`` prints nothing.
         checkpoint: the checkpoint file, rewritten atomically at the end of
             every epoch and every ``every`` steps; beside it, the state file
@@ -119,7 +122,6 @@ def run(
         on_epoch: called with each epoch's record.
         every: steps between checkpoints within an epoch (0: only at the end of each epoch).
         resume_from: continue from the state file beside ``checkpoint`` if there is one.
-        data: the training data's :func:`rpgcore.resume.fingerprint`.
 
     Returns:
         DoF, dense size and one record per epoch (those before a resume included).
@@ -131,14 +133,15 @@ def run(
 
     """
     every = _check_every(every)
+    count, fingerprint = len(data.y_train), resume.fingerprint(data)
     state = resume.state_path(checkpoint) if checkpoint is not None else None
     position, history = Position(), list[EpochRecord]()
     saved = "no checkpoint was written"
     if resume_from and state is not None and Path(state).exists():
-        tensors, position, history = resume.read(state, config=config, data=data)
+        tensors, position, history = resume.read(state, config=config, data=fingerprint)
         steps.restore(tensors)
         saved = f"{checkpoint} holds {_where(position)}"
-    result = TrainResult(dof=dof, dense=dense, history=list(history))
+    result = TrainResult(dof=sizes[0], dense=sizes[1], history=list(history))
 
     def save(where: Position) -> None:
         nonlocal saved
@@ -152,7 +155,7 @@ def run(
                     f"learning rate (lr={config.lr}); {saved}"
                 )
         steps.save(checkpoint)
-        resume.write(state, tensors, where, result.history, config=config, data=data)
+        resume.write(state, tensors, where, result.history, config=config, data=fingerprint)
         saved = f"{checkpoint} holds {_where(where)}"
 
     for epoch in range(position.epoch, config.epochs):

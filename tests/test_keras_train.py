@@ -71,8 +71,7 @@ def test_torch_sgd_sums_a_sparse_gradient_with_repeated_entries() -> None:
 
 def test_step_table_follows_the_schedule_within_epochs() -> None:
     config = TrainConfig(epochs=2, schedule="cosine", lr=0.2)
-    rates = train._schedule(config, steps=4)
-    assert rates == [learning_rate(config, e + s / 4) for e in range(2) for s in range(4)]
+    rates = [learning_rate(config, e + s / 4) for e in range(2) for s in range(4)]
     table = StepTable(rates)
     values = [float(to_numpy(table(step))) for step in range(10)]
     assert values[:8] == [float(np.float32(r)) for r in rates]

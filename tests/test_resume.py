@@ -1,6 +1,7 @@
 """Deterministic resume: a run stopped at any checkpoint continues to bitwise the same result.
 
-The training loops of PyTorch and JAX (Flax NNX) run through
+The training loops of PyTorch, JAX (Flax NNX) and Keras (on this process's
+``KERAS_BACKEND``) run through
 :func:`rpgcore.loop.run`; with a checkpoint they also write a state file
 (momentum, position, random state). Here a run is stopped in the middle of
 an epoch, in-process and with SIGKILL from outside, resumed, and its final
@@ -30,12 +31,12 @@ from rpgcore.errors import ChecksumError, DivergedError, ResumeError, RingFileFo
 from rpgcore.ringfile import load_file
 from rpgcore.training import Progress, TrainConfig
 
-FRAMEWORKS = ("torch", "jax")
+FRAMEWORKS = ("torch", "jax", "keras")
 CONFIG = TrainConfig(epochs=2, batch_size=32, seed=5, schedule="cosine", lr=0.05)
 
 
 def trainer(framework: str) -> Any:
-    require("flax" if framework == "jax" else framework)
+    require({"jax": "flax"}.get(framework, framework))
     return importlib.import_module(f"rpgcore.adapters.{framework}.train")
 
 
@@ -174,7 +175,7 @@ def test_a_state_file_of_other_settings_is_refused(framework: str, tmp_path: Pat
     data = blobs(seed=1)
     with pytest.raises(ResumeError, match="other training data"):
         trainer(framework).fit(model(framework, data), data, CONFIG, checkpoint=path, resume=True)
-    with pytest.raises(ResumeError, match=r"another model|in the model but"):
+    with pytest.raises(ResumeError, match=r"another model"):
         trainer(framework).fit(
             model(framework, blobs(), width=8), blobs(), CONFIG, checkpoint=path, resume=True
         )
@@ -263,7 +264,8 @@ def read_metadata_position(state: Path) -> tuple[int, int]:
 def _kill_when(command: list[str], state: Path, reached: tuple[int, int]) -> tuple[int, int]:
     """Start ``command``, SIGKILL it once its state file is at ``reached`` or later, mid-epoch."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 1200  # generous: a loaded machine runs Keras on JAX slowly
+    where = None
     try:
         while time.monotonic() < deadline:
             where = _position(state)
@@ -277,7 +279,7 @@ def _kill_when(command: list[str], state: Path, reached: tuple[int, int]) -> tup
                     f"killed: {process.stderr.read().decode() if process.stderr else ''}"
                 )
             time.sleep(0.005)
-        raise AssertionError("training reached no checkpoint in time")
+        raise AssertionError(f"training reached only {where} of {reached} in time")
     finally:
         if process.poll() is None:
             process.kill()

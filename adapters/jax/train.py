@@ -54,7 +54,6 @@ from rpgcore.adapters.jax.io import save as save_ring_file
 from rpgcore.adapters.jax.steps import forward, sgd_step
 from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError, ResumeError
-from rpgcore.resume import fingerprint
 from rpgcore.training import MODELS, EpochRecord, Progress, TrainConfig, TrainResult, score
 
 __all__ = [
@@ -303,7 +302,8 @@ def _restored(tree: Any, tensors: Mapping[str, np.ndarray], prefix: str) -> Any:
         if value.shape != _host(leaf).shape:
             raise ResumeError(
                 f"{name!r} is {_host(leaf).shape} in the model but {value.shape} in the state "
-                "file: resume with the same model settings, or delete it"
+                "file: the file belongs to another model; resume with the same model settings, "
+                "or delete it"
             )
         if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaves.append(
@@ -411,18 +411,14 @@ def fit(
         RingFileError: a checkpoint cannot be written or read.
 
     """
-    steps = _Steps(model, data, config)
-    dof, dense = count_parameters(model)
     return loop.run(
-        steps,
+        _Steps(model, data, config),
         config,
-        len(steps.x_train),
-        dof=dof,
-        dense=dense,
+        data,
+        count_parameters(model),
         progress=progress,
         checkpoint=checkpoint,
         on_epoch=on_epoch,
         every=checkpoint_every,
         resume_from=resume,
-        data=fingerprint(data),
     )

@@ -4,13 +4,14 @@ The same functions as :mod:`rpgcore.adapters.torch.train`, so that
 ``rpgcore train --framework keras`` runs with whichever ``KERAS_BACKEND``
 is set. :func:`fit` compiles the model with :class:`TorchSGD` (PyTorch's
 SGD: weight decay added to the gradient before momentum, for every
-trainable variable, rings included) and a per-step learning-rate table
-(:func:`rpgcore.training.learning_rate`, within-epoch steps included), and
-runs ``model.fit`` one epoch at a time over the batches of
-:func:`rpgcore.training.batch_order`: the same batches in the same order as
-every other framework. It evaluates on the test split after every epoch and
-can write a checkpoint after every epoch (a ring file for an RPG model, a
-plain safetensors file otherwise), atomically.
+trainable variable, rings included) and runs the shared loop of
+:func:`rpgcore.loop.run`, one ``train_on_batch`` per step at the learning
+rate of :func:`rpgcore.training.learning_rate` (within-epoch steps
+included), over the batches of :func:`rpgcore.training.batch_order`: the
+same batches in the same order as every other framework. It evaluates on
+the test split after every epoch and can write checkpoints (a ring file for
+an RPG model, a plain safetensors file otherwise, atomically) with a state
+file to resume from.
 
 Example:
     >>> import numpy as np
@@ -30,34 +31,23 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras  # type: ignore[import-untyped]
 import numpy as np
 
-from rpgcore import _atomic, safetensors_io
+from rpgcore import _atomic, loop, safetensors_io, training
 from rpgcore.adapters.keras import models
 from rpgcore.adapters.keras.arrays import to_numpy
 from rpgcore.adapters.keras.convert import layers_of, plan_of, rpgify
 from rpgcore.adapters.keras.devices import keras_device
 from rpgcore.adapters.keras.io import save as save_ring_file
 from rpgcore.adapters.keras.layers import RPGLayer
-from rpgcore.adapters.keras.optimizer import StepTable, TorchSGD
+from rpgcore.adapters.keras.optimizer import TorchSGD
 from rpgcore.data import Dataset
-from rpgcore.errors import ArgumentError
-from rpgcore.training import (
-    MODELS,
-    EpochRecord,
-    Progress,
-    TrainConfig,
-    TrainResult,
-    batch_order,
-    learning_rate,
-    score,
-)
+from rpgcore.errors import ResumeError
+from rpgcore.training import MODELS, EpochRecord, Progress, TrainConfig, TrainResult, score
 
 __all__ = [
     "MODELS",
@@ -70,17 +60,6 @@ __all__ = [
     "prepare",
     "save",
 ]
-
-
-def _channels_last(data: Dataset) -> Dataset:
-    if data.layout == "NHWC":
-        return data
-    return replace(
-        data,
-        x_train=np.ascontiguousarray(data.x_train.transpose(0, 2, 3, 1)),
-        x_test=np.ascontiguousarray(data.x_test.transpose(0, 2, 3, 1)),
-        layout="NHWC",
-    )
 
 
 def build_model(name: str, data: Dataset, *, width: int = 16) -> Any:
@@ -105,14 +84,7 @@ def build_model(name: str, data: Dataset, *, width: int = 16) -> Any:
         4
 
     """
-    _, size, channels = _channels_last(data).input_shape
-    if name == "small_resnet":
-        return models.small_resnet(num_classes=data.classes, in_channels=channels, width=width)
-    if name in ("resnet18", "resnet34"):
-        stem = "cifar" if size <= 64 else "imagenet"
-        factory = models.resnet18 if name == "resnet18" else models.resnet34
-        return factory(num_classes=data.classes, stem=stem, in_channels=channels)
-    raise ArgumentError(f"model {name!r} is unknown; use one of {', '.join(MODELS)}")
+    return training.build_model(models, name, data, width=width)
 
 
 def prepare(
@@ -268,51 +240,78 @@ def evaluate(
     return score(logits(model, x, batch_size=batch_size, device=device), y)
 
 
-class _Batches(keras.utils.PyDataset):  # type: ignore[misc]
-    """One epoch's batches, in :func:`rpgcore.training.batch_order`'s order."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, order: list[np.ndarray]) -> None:
-        super().__init__()
-        self.x, self.y, self.order = x, y, order
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.order[index]
-        return self.x[batch], self.y[batch]
+def _variables(model: Any) -> list[Any]:
+    """The model's and its optimizer's variables, in a fixed order, each once."""
+    seen: set[int] = set()
+    found = []
+    for variable in [*model.variables, *model.optimizer.variables]:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            found.append(variable)
+    return found
 
 
-class _Report(keras.callbacks.Callback):  # type: ignore[misc]
-    """Feeds the progress bar and stops on a non-finite loss."""
+def _names(model: Any) -> list[str]:
+    # By position, not by path: Keras numbers automatic layer names per process.
+    return [f"variable/{i:05d}" for i in range(len(_variables(model)))]
 
-    def __init__(self, progress: Progress | None, order: list[np.ndarray], epoch: int, lr: float):
-        super().__init__()
-        self.progress, self.epoch, self.lr = progress, epoch, lr
-        self.sizes = np.cumsum([len(index) for index in order]).tolist()
-        self.loss, self.correct, self.seen = 0.0, 0, 0
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
-        self.seen = int(self.sizes[batch])
-        self.loss = float(logs.get("loss", math.nan))  # Keras' running mean, weighted by batch
-        self.correct = round(float(logs.get("accuracy", 0.0)) * self.seen)
-        if not math.isfinite(self.loss):
-            raise ArgumentError(
-                f"the loss became {self.loss} in epoch {self.epoch + 1}, step {batch + 1}: "
-                f"lower the learning rate (lr={self.lr})"
+class _Steps:
+    """``train_on_batch`` steps of a compiled model, and its state for :mod:`rpgcore.resume`."""
+
+    def __init__(self, model: Any, data: Dataset, config: TrainConfig) -> None:
+        self.device = keras_device(config.device)
+        self.model, self.config = model, config
+        keras.utils.set_random_seed(config.seed)
+        last = data.channels_last()
+        self.x_train, self.y_train = last.x_train, last.y_train.astype(np.int64)
+        self.x_test, self.y_test = last.x_test, last.y_test
+        model.compile(
+            optimizer=TorchSGD(
+                learning_rate=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+        model.optimizer.build(model.trainable_variables)  # momentum exists before a resume
+
+    def step(self, index: np.ndarray, lr: float) -> tuple[float, int]:
+        self.model.optimizer.learning_rate = lr
+        with keras.device(self.device):
+            logs = self.model.train_on_batch(
+                self.x_train[index], self.y_train[index], return_dict=True
             )
-        if self.progress is not None:
-            self.progress.step(batch + 1, loss=self.loss, correct=self.correct, seen=self.seen)
+        return float(logs["loss"]), round(float(logs["accuracy"]) * len(index))
 
+    def evaluate(self) -> tuple[float, float]:
+        return evaluate(self.model, self.x_test, self.y_test, device=self.config.device)
 
-def _schedule(config: TrainConfig, steps: int) -> list[float]:
-    """The learning rate of every optimizer step of the run, as the torch loop sets it."""
-    return [
-        learning_rate(config, epoch + step / steps)
-        for epoch in range(config.epochs)
-        for step in range(steps)
-    ]
+    def save(self, path: str | os.PathLike[str]) -> None:
+        save(self.model, path)
+
+    def state(self) -> dict[str, np.ndarray]:
+        variables = _variables(self.model)
+        return {
+            name: np.asarray(to_numpy(variable))
+            for name, variable in zip(_names(self.model), variables, strict=True)
+        }
+
+    def restore(self, tensors: Mapping[str, np.ndarray]) -> None:
+        names = _names(self.model)
+        if set(names) != set(tensors):
+            raise ResumeError(
+                f"the model and its optimizer have {len(names)} variables but the state file "
+                f"holds {len(tensors)}: the file belongs to another model; resume with the same "
+                "--model, --width and sizes, or delete it"
+            )
+        for name, variable in zip(names, _variables(self.model), strict=True):
+            if tuple(variable.shape) != tensors[name].shape:
+                raise ResumeError(
+                    f"{variable.path!r} is {tuple(variable.shape)} in the model but "
+                    f"{tensors[name].shape} in the state file: the file belongs to another "
+                    "model; resume with the same model settings, or delete it"
+                )
+            variable.assign(tensors[name])
 
 
 def fit(
@@ -323,12 +322,19 @@ def fit(
     progress: Progress | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data`` with PyTorch's SGD; evaluate after every epoch.
 
     The model is compiled here (sparse cross-entropy on logits, accuracy,
-    :class:`~rpgcore.adapters.keras.optimizer.TorchSGD` with a per-step
-    learning-rate table); a model compiled before is recompiled.
+    :class:`~rpgcore.adapters.keras.optimizer.TorchSGD`); a model compiled
+    before is recompiled. The loop is :func:`rpgcore.loop.run`, one
+    ``train_on_batch`` per step with the learning rate of that step: with a
+    ``checkpoint``, the model is written there (atomically) at the end of
+    every epoch and every ``checkpoint_every`` steps, beside a training state
+    file (every model and optimizer variable, position); ``resume=True``
+    continues from that file.
 
     Args:
         model: an RPG model from :func:`~rpgcore.adapters.keras.convert.rpgify`, or any plain
@@ -336,60 +342,29 @@ def fit(
         data: the dataset (channels-last images, as :mod:`rpgcore.data` loads them).
         config: epochs, batch size, learning rate, schedule, seed, device.
         progress: the progress bar; ``None`` prints nothing.
-        checkpoint: a file rewritten (atomically) after every epoch with
-            :func:`save`; the last one holds the trained model.
+        checkpoint: the checkpoint file (see :func:`save`); the last one holds the trained model.
         on_epoch: called with each epoch's record.
+        checkpoint_every: steps between checkpoints within an epoch (0: end of epoch only).
+        resume: continue from the state file beside ``checkpoint``, if there is one.
 
     Returns:
         DoF, dense size and one record per epoch.
 
     Raises:
-        ArgumentError: an unusable device, or a loss that became non-finite.
-        RingFileError: the checkpoint cannot be written.
+        ArgumentError: an unusable device.
+        DivergedError: the loss became NaN or infinite (the last checkpoint is kept).
+        ResumeError: the state file belongs to another run or model.
+        RingFileError: a checkpoint cannot be written or read.
 
     """
-    device = keras_device(config.device)
-    keras.utils.set_random_seed(config.seed)
-    data = _channels_last(data)
-    x_train, y_train = data.x_train, data.y_train.astype(np.int64)
-    steps = len(batch_order(len(x_train), config.batch_size, seed=config.seed, epoch=0))
-    model.compile(
-        optimizer=TorchSGD(
-            learning_rate=StepTable(_schedule(config, steps)),
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    return loop.run(
+        _Steps(model, data, config),
+        config,
+        data,
+        count_parameters(model),
+        progress=progress,
+        checkpoint=checkpoint,
+        on_epoch=on_epoch,
+        every=checkpoint_every,
+        resume_from=resume,
     )
-    dof, dense = count_parameters(model)
-    result = TrainResult(dof=dof, dense=dense)
-    for epoch in range(config.epochs):
-        order = batch_order(len(x_train), config.batch_size, seed=config.seed, epoch=epoch)
-        lr = learning_rate(config, epoch)
-        if progress is not None:
-            progress.start(epoch + 1, config.epochs, len(order), lr=lr)
-        report = _Report(progress, order, epoch, lr)
-        started = time.perf_counter()
-        with keras.device(device):
-            batches = _Batches(x_train, y_train, order)
-            model.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=[report])
-        seconds = time.perf_counter() - started
-        test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test, device=config.device)
-        record = EpochRecord(
-            epoch + 1,
-            lr,
-            report.loss,
-            report.correct / max(report.seen, 1),
-            test_loss,
-            test_accuracy,
-            seconds,
-        )
-        result.history.append(record)
-        if progress is not None:
-            progress.finish(test_loss=test_loss, test_accuracy=test_accuracy)
-        if checkpoint is not None:
-            save(model, checkpoint)
-        if on_epoch is not None:
-            on_epoch(record)
-    return result

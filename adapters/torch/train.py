@@ -40,7 +40,6 @@ from rpgcore.adapters.torch.convert import BANK, plan_of, rpgify
 from rpgcore.adapters.torch.io import save as save_ring_file
 from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError, ResumeError
-from rpgcore.resume import fingerprint
 from rpgcore.training import MODELS, EpochRecord, Progress, TrainConfig, TrainResult
 
 __all__ = [
@@ -326,7 +325,8 @@ class _Steps:
             if tuple(value.shape) != model[name].shape:
                 raise ResumeError(
                     f"{name!r} is {tuple(value.shape)} in the model but {model[name].shape} in "
-                    "the state file: resume with the same model settings, or delete it"
+                    "the state file: the file belongs to another model; resume with the same model "
+                    "settings, or delete it"
                 )
             loaded[name] = torch.from_numpy(np.array(model[name]))
         self.model.load_state_dict(loaded)
@@ -379,18 +379,14 @@ def fit(
         RingFileError: a checkpoint cannot be written or read.
 
     """
-    steps = _Steps(model, data, config)
-    dof, dense = count_parameters(model)
     return loop.run(
-        steps,
+        _Steps(model, data, config),
         config,
-        len(steps.x_train),
-        dof=dof,
-        dense=dense,
+        data,
+        count_parameters(model),
         progress=progress,
         checkpoint=checkpoint,
         on_epoch=on_epoch,
         every=checkpoint_every,
         resume_from=resume,
-        data=fingerprint(data),
     )
