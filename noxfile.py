@@ -50,6 +50,8 @@ KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 EVERY_FRAMEWORK = "numpy,torch,jax,tensorflow,keras,flax,equinox"
 KERAS_TESTS = ("tests/test_keras_*.py", "tests/test_cross_framework*.py")
 """What runs again under each further Keras backend (Keras picks one per process)."""
+KERAS_SELECTED = (("tests/test_resume.py", "keras"),)
+"""Files whose Keras tests (chosen by ``-k``) also run again under each further backend."""
 
 
 def _doctests(
@@ -97,6 +99,10 @@ def tests_frameworks(session: nox.Session) -> None:
     for backend in others:
         tests = sorted(str(p.relative_to(ROOT)) for g in KERAS_TESTS for p in ROOT.glob(g))
         session.run("pytest", "-q", *tests, env={**base, "KERAS_BACKEND": backend})
+        for test_file, selection in KERAS_SELECTED:
+            session.run(
+                "pytest", "-q", test_file, "-k", selection, env={**base, "KERAS_BACKEND": backend}
+            )
     _doctests(session, only=OTHER_FRAMEWORK_FILES)
 
 
@@ -125,6 +131,31 @@ def packaging(session: nox.Session) -> None:
     session.run("python", check, "--installed", "regular")
     session.install(*CONSTRAINTS, "-e", str(ROOT))
     session.run("python", check, "--installed", "editable")
+
+
+FUZZ_TESTS = ("tests/test_fuzz_ringfile.py", "tests/test_fuzz_plan.py")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """A long fuzz campaign over the ring file loader and the plan parser (docs/reliability.md).
+
+    ``RPG_FUZZ_EXAMPLES`` sets the examples per fuzz test (default 5000, about
+    60,000 in all); each run draws fresh examples, and pytest prints how many it
+    tried. Replay a run with ``nox -s fuzz -- --hypothesis-seed=N``.
+    """
+    _install(session, ".[test]")
+    examples = os.environ.get("RPG_FUZZ_EXAMPLES", "5000")
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--hypothesis-show-statistics",
+        *FUZZ_TESTS,
+        *session.posargs,
+        env={"RPG_FUZZ_EXAMPLES": examples},
+    )
 
 
 @nox.session

@@ -19,23 +19,77 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from rpgcore import _json as strict_json
 from rpgcore import spec
-from rpgcore._checks import check_int, check_name, check_shape, resolve_rings
+from rpgcore._checks import check_int, check_name, check_shape, describe, resolve_rings
 from rpgcore._generation import GeneratorMethods
-from rpgcore.errors import PlanError, SpecVersionError
+from rpgcore._json import reason, shown
+from rpgcore.errors import ArgumentError, PlanError, SpecVersionError
 from rpgcore.geometry import RingGeometry
 from rpgcore.plan_json import parse_document, to_json
 from rpgcore.slots import DEFAULT_RING, Ring, Slot, fan_out
 
-__all__ = ["DEFAULT_RING", "Plan", "Ring", "Slot"]
+__all__ = [
+    "DEFAULT_MAX_GENERATED",
+    "DEFAULT_RING",
+    "MAX_GENERATED_VARIABLE",
+    "Plan",
+    "Ring",
+    "Slot",
+    "max_generated",
+]
 
 SCALINGS = ("fan_out", "none")
+
+MAX_GENERATED_VARIABLE = "RPG_MAX_GENERATED"
+"""The environment variable that overrides :data:`DEFAULT_MAX_GENERATED`."""
+DEFAULT_MAX_GENERATED = 2**40
+"""Most parameters a plan may generate, all rings together, unless ``RPG_MAX_GENERATED`` says."""
+
+
+def max_generated() -> int:
+    """The most parameters one plan may generate, all rings together.
+
+    A plan is small, but the kernels it describes are not: expanding it takes
+    ``4 * generated_size`` bytes in float32. A plan in a file that claims more
+    than any computer holds (a slot of shape ``[2**31, 2**31]``) is damaged
+    or hostile, so :meth:`Plan.build` and :meth:`Plan.from_json` (and with it
+    :func:`rpgcore.load`) reject it before anything is allocated. The default,
+    ``2**40`` parameters (4 TiB of float32 kernels), is far above any network
+    whose kernels fit in one machine; to allow more, set the environment
+    variable ``RPG_MAX_GENERATED`` to a larger integer. It is read on every
+    check, so setting ``os.environ`` in a running program takes effect at once.
+
+    Returns:
+        ``RPG_MAX_GENERATED`` as an integer, or ``2**40`` when it is unset or empty.
+
+    Raises:
+        ArgumentError: ``RPG_MAX_GENERATED`` is not a positive decimal integer.
+
+    Example:
+        >>> max_generated() == DEFAULT_MAX_GENERATED
+        True
+
+    """
+    text = os.environ.get(MAX_GENERATED_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_GENERATED
+    try:
+        limit = int(text) if len(text) <= 100 else 0
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ArgumentError(
+            f"{MAX_GENERATED_VARIABLE}={shown(text)} is not a positive integer; set it to the "
+            f"most parameters a plan may generate (default {DEFAULT_MAX_GENERATED}) or unset it"
+        )
+    return limit
 
 
 @dataclass(frozen=True, eq=True)
@@ -92,7 +146,8 @@ class Plan(GeneratorMethods):
             The plan.
 
         Raises:
-            PlanError: a bad slot, shape, ring size, seed, mode or grouping; the
+            PlanError: a bad slot, shape, ring size, seed, mode or grouping, or
+                more generated parameters than :func:`max_generated` allows; the
                 message names the value and the fix.
 
         Example:
@@ -134,6 +189,15 @@ class Plan(GeneratorMethods):
     ) -> Plan:
         if not slots or not rings:
             raise PlanError("a plan needs at least one slot and one ring")
+        total = sum(ring.generated for ring in rings)
+        limit = max_generated()
+        if total > limit:
+            raise PlanError(
+                f"the plan generates {describe(total)} parameters, more than the limit of "
+                f"{limit} ({MAX_GENERATED_VARIABLE}): its kernels could not be held in memory. "
+                f"If the plan is genuine, set the environment variable {MAX_GENERATED_VARIABLE} "
+                f"to at least {describe(total)}"
+            )
         for ring in rings:
             if ring.generated == 0:
                 raise PlanError(f"ring {ring.name!r} has no slots; remove it or assign slots to it")
@@ -282,7 +346,9 @@ class Plan(GeneratorMethods):
 
         Raises:
             SpecVersionError: the plan names a spec this rpgcore does not know.
-            PlanError: the JSON is malformed or inconsistent.
+            PlanError: the JSON is malformed (see :mod:`rpgcore._json` for what is
+                refused), has missing or unknown keys, is inconsistent, or claims
+                more generated parameters than :func:`max_generated` allows.
 
         Example:
             >>> plan = Plan.build({"w": (2, 2)}, ring_size=3, seed=2**64 - 1)
@@ -293,15 +359,21 @@ class Plan(GeneratorMethods):
         if not isinstance(text, str | bytes | bytearray):
             raise PlanError(f"a plan is read from JSON text, got {type(text).__name__}")
         try:
-            document = json.loads(text)
-        except (ValueError, RecursionError) as error:
-            raise PlanError(f"the plan is not valid JSON ({error}); was it cut short?") from None
+            document = strict_json.parse(text)
+        except ValueError as error:
+            raise PlanError(
+                f"the plan is not valid JSON ({reason(error)}); was it cut short or altered?"
+            ) from None
+        except RecursionError:
+            raise PlanError(
+                "the plan JSON is nested too deeply; write plans with Plan.to_json"
+            ) from None
         if not isinstance(document, dict):
             raise PlanError(f"the plan JSON must be an object, got {type(document).__name__}")
         version = document.get("spec")
         if not isinstance(version, str) or version not in spec.SUPPORTED_SPECS:
             raise SpecVersionError(
-                f"the plan uses generator spec {version!r}, this rpgcore knows "
+                f"the plan uses generator spec {shown(version)}, this rpgcore knows "
                 f"{sorted(spec.SUPPORTED_SPECS)}; upgrade rpgcore to read it"
             )
         try:
@@ -310,6 +382,6 @@ class Plan(GeneratorMethods):
             raise
         except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
             raise PlanError(
-                f"the plan JSON is incomplete or malformed ({type(error).__name__}: {error}); "
-                "write plans with Plan.to_json"
+                f"the plan JSON is incomplete or malformed ({type(error).__name__}: "
+                f"{reason(error)}); write plans with Plan.to_json"
             ) from None

@@ -56,7 +56,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from rpgcore import _json as strict_json
 from rpgcore import ringfile
+from rpgcore._json import reason, shown
 from rpgcore.errors import ArgumentError, PlanMismatchError, RingFileFormatError, SettingsWarning
 from rpgcore.plan import Plan
 
@@ -250,17 +252,50 @@ def describe(tensors: Sequence[Tensor], layers: Sequence[Layer]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def _strings(entry: object, count: int) -> tuple[str, ...]:
+    if (
+        not isinstance(entry, list)
+        or len(entry) != count
+        or not all(isinstance(item, str) for item in entry)
+    ):
+        raise ValueError(f"{shown(entry)} is not a list of {count} strings")
+    return tuple(entry)
+
+
 def _parse(text: str, path: str) -> tuple[list[tuple[str, str, str, str]], list[Layer]]:
+    """The tensors ``(name, layer, kind, role)`` and layers of a model description."""
     try:
-        record = json.loads(text)
+        record = strict_json.parse(text)
+        if not isinstance(record, dict) or set(record) != {"format", "layers", "tensors"}:
+            raise ValueError("it needs exactly the keys format, layers and tensors")
         if record["format"] != MODEL_FORMAT:
-            raise ValueError(f"format {record['format']!r}")
-        tensors = [(str(n), str(ly), str(k), str(r)) for n, ly, k, r in record["tensors"]]
-        layers = [Layer(str(n), str(k), dict(s)) for n, k, s in record["layers"]]
-    except (ValueError, KeyError, TypeError, ArgumentError, RecursionError) as error:
+            raise ValueError(f"format {shown(record['format'])}, expected {MODEL_FORMAT!r}")
+        if not isinstance(record["tensors"], list) or not isinstance(record["layers"], list):
+            raise ValueError("tensors and layers must be lists")
+        tensors = []
+        for entry in record["tensors"]:
+            name, layer, kind, role = _strings(entry, 4)
+            if kind not in KINDS or role not in ROLES:
+                raise ValueError(
+                    f"tensor {shown(name)} has kind {shown(kind)} and role "
+                    f"{shown(role)}; kinds are {KINDS}, roles {ROLES}"
+                )
+            tensors.append((name, layer, kind, role))
+        layers = []
+        for entry in record["layers"]:
+            if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[2], dict):
+                raise ValueError(f"layer {shown(entry)} is not [name, kind, settings]")
+            name, kind = _strings(entry[:2], 2)
+            layers.append(Layer(name, kind, entry[2]))
+    except (ValueError, ArgumentError) as error:
         raise RingFileFormatError(
-            f"{path!r}: its model description is malformed ({error}); rewrite the file with "
-            "an rpgcore adapter's save"
+            f"{path}: its model description is malformed ({reason(error)}); rewrite the file "
+            "with an rpgcore adapter's save"
+        ) from None
+    except RecursionError:
+        raise RingFileFormatError(
+            f"{path}: its model description is nested too deeply; rewrite the file with an "
+            "rpgcore adapter's save"
         ) from None
     return tensors, layers
 

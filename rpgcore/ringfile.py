@@ -39,9 +39,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from rpgcore import _json as strict_json
 from rpgcore import safetensors_io, spec
 from rpgcore._atomic import checked_path, read_regular_file, write_atomically
 from rpgcore._checks import as_array
+from rpgcore._json import shown
 from rpgcore._version import __version__
 from rpgcore.errors import (
     ArgumentError,
@@ -118,7 +120,8 @@ def checksum(
         kind = safetensors_io.dtype_name(array.dtype)
         shape = ",".join(str(dim) for dim in array.shape)
         digest.update(f"{name}\0{kind}\0{shape}\0".encode())
-        digest.update(array.astype(safetensors_io.DTYPES[kind], copy=False).tobytes())
+        # Hashed in place: a copy would double the memory a large ring needs.
+        digest.update(array.astype(safetensors_io.DTYPES[kind], copy=False).data)
     return "sha256:" + digest.hexdigest()
 
 
@@ -181,13 +184,19 @@ def buffer_names(metadata: Mapping[str, str]) -> list[str]:
 
     """
     try:
-        names = json.loads(metadata.get("buffers", "[]"))
+        names = strict_json.parse(metadata.get("buffers", "[]"))
     except (ValueError, RecursionError):
         names = None
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise RingFileFormatError("the ring file's buffers entry is not a JSON list of names")
+        raise RingFileFormatError(
+            "the ring file's buffers entry is not a JSON list of names; rewrite it with "
+            "rpgcore.save"
+        )
     if len(set(names)) != len(names):
-        raise RingFileFormatError(f"the ring file's buffers entry repeats names: {names!r}")
+        raise RingFileFormatError(
+            f"the ring file's buffers entry repeats names: {shown(names)}; rewrite it with "
+            "rpgcore.save"
+        )
     return sorted(names)
 
 
@@ -286,18 +295,18 @@ def _check_metadata(path: str | os.PathLike[str], metadata: Mapping[str, str]) -
     if metadata.get("format") != FORMAT or "plan" not in metadata:
         raise RingFileFormatError(
             f"{str(path)!r} is a safetensors file but not an rpgcore ring file "
-            f"(format {metadata.get('format')!r}); write it with rpgcore.save"
+            f"(format {shown(metadata.get('format'))}); write it with rpgcore.save"
         )
     unknown = sorted(set(metadata) - METADATA_KEYS)
     if unknown:
         raise RingFileFormatError(
-            f"{str(path)!r} has unknown metadata {unknown}: the file was altered or written "
+            f"{str(path)!r} has unknown metadata {shown(unknown)}: the file was altered or written "
             "by a newer rpgcore; upgrade rpgcore or rewrite it with rpgcore.save"
         )
     version = metadata.get("spec")
     if version not in spec.SUPPORTED_SPECS:
         raise SpecVersionError(
-            f"{str(path)!r} was written with generator spec {version!r}; this rpgcore reads "
+            f"{str(path)!r} was written with generator spec {shown(version)}; this rpgcore reads "
             f"{sorted(spec.SUPPORTED_SPECS)}: upgrade rpgcore"
         )
     return dict(metadata)
@@ -388,8 +397,8 @@ def load_file(path: str | os.PathLike[str]) -> RingFile:
     expected = checksum(metadata["plan"], tensors, state, model)
     if metadata.get("checksum") != expected:
         raise ChecksumError(
-            f"{str(path)!r} is damaged: its checksum {metadata.get('checksum')!r} does not match "
-            "its contents; restore it from a backup"
+            f"{str(path)!r} is damaged: its checksum {shown(metadata.get('checksum'))} does not "
+            "match its contents; restore it from a backup"
         )
     try:
         plan = Plan.from_json(metadata["plan"])
@@ -415,12 +424,12 @@ def load_file(path: str | os.PathLike[str]) -> RingFile:
             extras[name[len(EXTRA_PREFIX) :]] = array
         else:
             raise RingFileFormatError(
-                f"unexpected tensor {name!r}: ring files hold only rings/ and extras/"
+                f"unexpected tensor {shown(name)}: ring files hold only rings/ and extras/"
             )
     strays = [name for name in state if name not in extras]
     if strays:
         raise RingFileFormatError(
-            f"{str(path)!r} lists buffers {strays} that are not among its extras; "
+            f"{str(path)!r} lists buffers {shown(strays)} that are not among its extras; "
             "rewrite it with rpgcore.save"
         )
     try:

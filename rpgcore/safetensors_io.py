@@ -8,9 +8,10 @@ relative to the start of the data) and may hold ``"__metadata__"``, a
 string-to-string mapping. Files written here load with the ``safetensors``
 package and the other way round; the test suite checks both directions.
 
-Reading never executes code (no pickle) and validates every offset, so a
-damaged file raises a specific :mod:`rpgcore.errors` exception instead of
-returning wrong data.
+Reading never executes code (no pickle), reads the header as strict JSON
+(no repeated keys, ``NaN`` or numbers beyond a double: :mod:`rpgcore._json`)
+and validates every offset, so a damaged file raises a specific
+:mod:`rpgcore.errors` exception instead of returning wrong data.
 
 Example:
     >>> import io
@@ -33,6 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rpgcore import _json as strict_json
+from rpgcore._json import reason, shown
 from rpgcore.errors import RingDtypeError, RingFileFormatError, RingFileTruncatedError
 
 __all__ = ["DTYPES", "MAX_DIMENSIONS", "MAX_HEADER", "decode", "encode", "encode_header"]
@@ -172,10 +175,14 @@ def _header(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], int]:
             f"the header announces {length} bytes but the file has {len(data) - 8}"
         )
     try:
-        header = json.loads(bytes(data[8 : 8 + length]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        header = strict_json.parse(bytes(data[8 : 8 + length]))
+    except ValueError as error:  # UnicodeDecodeError too
         raise RingFileFormatError(
-            "the header is not UTF-8 JSON: this is not a safetensors file"
+            f"the header is not UTF-8 JSON ({reason(error)}): this is not a safetensors file"
+        ) from None
+    except RecursionError:
+        raise RingFileFormatError(
+            "the header is not UTF-8 JSON (nested too deeply): this is not a safetensors file"
         ) from None
     if not isinstance(header, dict):
         raise RingFileFormatError("the header is not a JSON object: this is not a safetensors file")
@@ -204,7 +211,9 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]
 
     """
     header, start = _header(data)
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
@@ -225,18 +234,19 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]
                 raise TypeError
         except (KeyError, TypeError, ValueError):
             raise RingFileFormatError(
-                f"tensor {name!r} has a malformed header entry: {entry!r}"
+                f"tensor {shown(name)} has a malformed header entry {shown(entry)}: give it "
+                "a dtype name, a shape of at most 32 counts and two data offsets"
             ) from None
         if kind not in DTYPES:
             raise RingDtypeError(
-                f"tensor {name!r} has dtype {kind}, which rpgcore cannot read with numpy; "
-                "save it as F16, F32 or F64"
+                f"tensor {shown(name)} has dtype {shown(kind)}, which rpgcore cannot read with "
+                "numpy; save it as F16, F32 or F64"
             )
         if math.prod(max(dim, 1) for dim in shape) * DTYPES[kind].itemsize >= 2**62:
-            raise RingFileFormatError(f"tensor {name!r} has an impossible shape {shape}")
+            raise RingFileFormatError(f"tensor {shown(name)} has an impossible shape {shape}")
         if end - begin != math.prod(shape) * DTYPES[kind].itemsize or begin > end:
             raise RingFileFormatError(
-                f"tensor {name!r}: offsets [{begin}, {end}) do not match its shape {shape}"
+                f"tensor {shown(name)}: offsets [{begin}, {end}) do not match its shape {shape}"
             )
         entries.append((begin, end, name, kind, shape))
     entries.sort()
@@ -244,7 +254,7 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]
     for begin, end, name, _, _ in entries:
         if begin != cursor:
             raise RingFileFormatError(
-                f"tensor {name!r} starts at {begin}, expected {cursor}: holes or overlaps"
+                f"tensor {shown(name)} starts at {begin}, expected {cursor}: holes or overlaps"
             )
         cursor = end
     if cursor > size:

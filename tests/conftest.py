@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from types import ModuleType
 
 import pytest
@@ -110,3 +111,13 @@ def need(module: str, *, required: bool = REQUIRE_DATA) -> None:
         if required:
             pytest.fail(f"{module} is not installed, but RPG_REQUIRE_DATA=1 requires it")
         pytest.skip(f"{module} is not installed (RPG_REQUIRE_DATA=1 makes this a failure)")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many fuzz examples ran (tests/fuzz_support.py), when fuzz tests ran."""
+    fuzz = sys.modules.get("fuzz_support")
+    if fuzz is not None and fuzz.TRIED:
+        terminalreporter.write_line(
+            f"fuzz: {sum(fuzz.TRIED.values()):,} examples run in {len(fuzz.TRIED)} tests "
+            f"({fuzz.EXAMPLES:,} per test; {fuzz.EXAMPLES_VARIABLE} sets it)"
+        )
