@@ -13,7 +13,10 @@ Commands:
   framework, with the same network in any framework.
 - ``rpgcore demo``: RPG against narrower vanilla networks of the same DoF.
 
-User errors print one line on standard error and exit with status 2.
+User errors (:class:`~rpgcore.errors.RpgError`, an unknown option, a bad
+value) print one line, ``rpgcore: error: ...``, on standard error and exit
+with status 2. ``rpgcore --debug COMMAND ...`` raises them instead, with the
+full traceback. Anything else is a bug and always shows its traceback.
 
 Example:
     >>> from rpgcore.cli import main
@@ -38,19 +41,15 @@ from rpgcore import cli_train, ringfile, spec
 from rpgcore._text import aligned
 from rpgcore._version import __version__
 from rpgcore.architectures import ARCHITECTURES, buffers
-from rpgcore.errors import RpgError
+from rpgcore.errors import RpgError, UsageError
 from rpgcore.plan import Plan
 
 __all__ = ["main"]
 
 
-class _UsageError(Exception):
-    """A command-line mistake: reported in one line, exit status 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _count(value: int) -> str:
@@ -152,7 +151,7 @@ def describe(path: str) -> str:
 
 def _init(args: argparse.Namespace) -> None:
     if os.path.lexists(args.file) and not os.path.isdir(args.file) and not args.force:
-        raise _UsageError(
+        raise UsageError(
             f"{args.file} already exists; pass --force to replace it (its ring would be lost)"
         )
     generated, extras = ARCHITECTURES[args.arch]()
@@ -161,7 +160,7 @@ def _init(args: argparse.Namespace) -> None:
     if args.dof is not None:
         ring_size = args.dof - extra_count
         if ring_size < 1:
-            raise _UsageError(
+            raise UsageError(
                 f"--dof {args.dof} leaves no ring: the {args.arch} extras alone have {extra_count} "
                 "parameters; ask for more"
             )
@@ -191,6 +190,11 @@ def _parser() -> _Parser:
         description="Recurrent Parameter Generators: create, inspect and train ring files.",
     )
     parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on a user error, raise it with its traceback instead of printing one line",
+    )
+    parser.add_argument(
         "--version", action="version", version=f"rpgcore {__version__} (spec {spec.SPEC_VERSION})"
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -213,22 +217,42 @@ def _parser() -> _Parser:
     return parser
 
 
+def _command_index(arguments: list[str]) -> int:
+    """Where the command is among ``arguments``: global options come before it."""
+    for index, argument in enumerate(arguments):
+        if not argument.startswith("-"):
+            return index
+    return len(arguments)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
+    A user error (any :class:`~rpgcore.errors.RpgError`, including
+    :class:`~rpgcore.errors.UsageError` for what argparse refuses) prints
+    one line, ``rpgcore: error: <first line of the message>``, and returns 2.
+    Other exceptions are bugs: they propagate with their traceback.
+
     Args:
         argv: arguments without the program name; ``None`` reads ``sys.argv``.
+            ``--debug`` before the command makes user errors propagate too.
 
     Returns:
         The exit status: 0 on success, 2 for a user error.
+
+    Raises:
+        RpgError: a user error, only with ``--debug``.
 
     Example:
         >>> main(["inspect", "/no/such/file.safetensors"])
         2
 
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # Known before parsing, so that a usage error can be raised too.
+    debug = "--debug" in arguments[: _command_index(arguments)]
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(arguments)
         if args.command == "inspect":
             print(describe(args.file))
         elif args.command == "init":
@@ -241,7 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (_UsageError, RpgError) as error:
+    except RpgError as error:
+        if debug:
+            raise
         print(
             f"rpgcore: error: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
             file=sys.stderr,

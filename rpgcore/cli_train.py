@@ -143,6 +143,11 @@ def _widths(text: str) -> tuple[int, ...]:
 def _train(args: argparse.Namespace) -> None:
     from rpgcore.data import load_dataset
 
+    if args.checkpoint_every < 0:  # refused before the data is loaded and the model built
+        raise ArgumentError(
+            f"--checkpoint-every {args.checkpoint_every}: give a number of steps, or 0 to "
+            "checkpoint only at the end of each epoch"
+        )
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -233,11 +238,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from rpgcore import demo
 
+    widths = _widths(args.widths)  # a typing mistake is refused before a framework loads
     _adapter(args.framework, "train")  # a missing framework: one line and status 2
     demo.run(
         args.out,
         epochs=args.epochs,
-        widths=_widths(args.widths),
+        widths=widths,
         seed=args.seed,
         data=args.data,
         framework=args.framework,

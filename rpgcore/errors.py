@@ -36,6 +36,7 @@ __all__ = [
     "RpgError",
     "SettingsWarning",
     "SpecVersionError",
+    "UsageError",
 ]
 
 
@@ -108,3 +109,10 @@ class RingDtypeError(RingFileError, PlanError):
 
 class SettingsWarning(UserWarning):
     """A ring file's layer settings (normalisation epsilon, padding) differ from the model's."""
+
+
+class UsageError(ArgumentError):
+    """A command-line mistake: an unknown command or option, or a value the command refuses.
+
+    The ``rpgcore`` command prints its message in one line and exits with status 2.
+    """

@@ -50,7 +50,8 @@ SCALINGS = ("fan_out", "none")
 MAX_GENERATED_VARIABLE = "RPG_MAX_GENERATED"
 """The environment variable that overrides :data:`DEFAULT_MAX_GENERATED`."""
 DEFAULT_MAX_GENERATED = 2**40
-"""Most parameters a plan may generate, all rings together, unless ``RPG_MAX_GENERATED`` says."""
+"""Most parameters a plan may generate, and most ring entries it may hold, all rings together,
+unless ``RPG_MAX_GENERATED`` says."""
 
 
 def max_generated() -> int:
@@ -197,6 +198,14 @@ class Plan(GeneratorMethods):
                 f"{limit} ({MAX_GENERATED_VARIABLE}): its kernels could not be held in memory. "
                 f"If the plan is genuine, set the environment variable {MAX_GENERATED_VARIABLE} "
                 f"to at least {describe(total)}"
+            )
+        entries = sum(ring.size for ring in rings)
+        if entries > limit:
+            raise PlanError(
+                f"the plan's rings hold {describe(entries)} entries, more than the limit of "
+                f"{limit} ({MAX_GENERATED_VARIABLE}): use smaller rings, or, if the plan is "
+                f"genuine, set the environment variable {MAX_GENERATED_VARIABLE} to at least "
+                f"{describe(entries)}"
             )
         for ring in rings:
             if ring.generated == 0:

@@ -9,6 +9,8 @@ same plan in every framework:
 - ``dof=``: the rings share what the ordinary (non-generated) trainable
   parameters leave, in proportion to the parameters each ring generates;
   the rounding remainder goes to the ring that generates most.
+- ``include=[names]``: an explicit list of layers; every name must be a
+  layer the adapter can generate (:func:`selected`).
 
 Example:
     >>> ring_sizes({"global": 1000}, None, 300, ordinary=100)
@@ -20,12 +22,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from rpgcore.errors import ArgumentError
 
-__all__ = ["ring_name", "ring_sizes"]
+__all__ = ["ring_name", "ring_sizes", "selected"]
 
 
 def ring_name(scope: str | Callable[[str, Any], str], path: str, layer: Any) -> str:
@@ -105,3 +107,58 @@ def ring_sizes(
     largest = max(sizes, key=lambda ring: generated[ring])
     sizes[largest] += left - sum(sizes.values())  # the rounding remainder
     return sizes
+
+
+def selected(
+    include: Iterable[str],
+    candidates: Collection[str],
+    layers: Mapping[str, Any],
+    kinds: str,
+) -> set[str]:
+    """The layers an explicit ``include=[names]`` asks for, each one checked.
+
+    A layer named explicitly that cannot be generated (an ``nn.LSTM``, an
+    ``Embedding``, a normalisation layer) is an error rather than silently
+    left ordinary, and so is a name the model lacks.
+
+    Args:
+        include: the layer names (paths) asked for.
+        candidates: the names of the layers the adapter can generate.
+        layers: every layer of the model by name, for messages.
+        kinds: the layer kinds the adapter generates, for messages.
+
+    Returns:
+        The names, as a set.
+
+    Raises:
+        ArgumentError: ``include`` is one string, not a list of them; a name
+            the model lacks; or a layer the adapter cannot generate.
+
+    Example:
+        >>> selected(["fc1"], {"fc1", "fc2"}, {"fc1": None, "fc2": None, "lstm": None}, "Linear")
+        {'fc1'}
+        >>> selected(["lstm"], {"fc1"}, {"fc1": None, "lstm": 0}, "Linear")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rpgcore.errors.ArgumentError: include names layer 'lstm' (int), which cannot be ...
+
+    """
+    if isinstance(include, str | bytes):
+        raise ArgumentError(
+            f"include={include!r} is one string; give a list of layer names, e.g. [{include!r}]"
+        )
+    names = list(include)
+    for name in names:
+        if name in candidates:
+            continue
+        if name not in layers:
+            known = [key for key in layers if key][:8]
+            raise ArgumentError(
+                f"include names {name!r}, which is not a layer of the model; its layers "
+                f"include {known}: give layer paths as the model names them"
+            )
+        raise ArgumentError(
+            f"include names layer {name!r} ({type(layers[name]).__name__}), which cannot be "
+            f"generated: only {kinds} kernels are; leave it out of include (it stays ordinary)"
+        )
+    return set(names)

@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import jax
@@ -45,7 +45,7 @@ from rpgcore.adapters.jax.layers import (
 )
 from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
-from rpgcore.sizing import ring_name, ring_sizes
+from rpgcore.sizing import ring_name, ring_sizes, selected
 
 __all__ = ["BANK", "GENERATED_TYPES", "generated_layers", "materialize", "plan_of", "rpgify"]
 
@@ -140,7 +140,7 @@ def _default_include(candidates: list[tuple[str, nnx.Module]]) -> set[str]:
 
 
 def _chosen(
-    model: nnx.Module, include: Callable[[str, nnx.Module], bool] | None
+    model: nnx.Module, include: Callable[[str, nnx.Module], bool] | Collection[str] | None
 ) -> list[tuple[str, nnx.Module]]:
     candidates = [
         (path, layer)
@@ -149,8 +149,15 @@ def _chosen(
     ]
     if include is None:
         chosen = _default_include(candidates)
-    else:
+    elif callable(include):
         chosen = {path for path, layer in candidates if include(path, layer)}
+    else:
+        chosen = selected(
+            include,
+            {path for path, _ in candidates},
+            dict(walk(model)),
+            "nnx.Conv, nnx.ConvTranspose and nnx.Linear",
+        )
     layers = [(path, layer) for path, layer in candidates if path in chosen]
     if not layers:
         raise PlanError("no Conv, ConvTranspose or Linear layer to generate; check include")
@@ -177,7 +184,7 @@ def rpgify(
     seed: int = 0,
     mode: str = "perm_sign",
     scope: str | Callable[[str, nnx.Module], str] = "global",
-    include: Callable[[str, nnx.Module], bool] | None = None,
+    include: Callable[[str, nnx.Module], bool] | Collection[str] | None = None,
 ) -> nnx.Module:
     """Convert an NNX model in place so that its kernels are generated from rings.
 
@@ -194,16 +201,19 @@ def rpgify(
         scope: ``"global"`` (one ring), ``"block"`` (one ring per top-level
             child: the paper's block-level RPG), or a callable
             ``(path, layer) -> ring name``.
-        include: ``(path, layer) -> bool`` choosing the layers to generate;
-            by default all candidates but the last ``nnx.Linear`` (the classifier).
+        include: ``(path, layer) -> bool`` choosing among the candidates, or
+            a list of layer paths to generate (each must be a candidate); by
+            default all candidates but the last ``nnx.Linear`` (the classifier).
 
     Returns:
         ``model`` itself, converted: ``model.rpg_bank`` holds the plan and the rings.
 
     Raises:
         ArgumentError: the model is converted already, a bad scope, both or
-            neither of ``ring_size`` and ``dof``, or a ``dof`` that leaves
-            nothing for the rings.
+            neither of ``ring_size`` and ``dof``, a ``dof`` that leaves
+            nothing for the rings, or an ``include`` list naming a layer that
+            is not a candidate (``nnx.Embed``, ``nnx.LSTMCell``) or that the
+            model lacks.
         PlanError: no layer to generate, or bad plan arguments.
 
     Example:

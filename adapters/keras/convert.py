@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import keras  # type: ignore[import-untyped]
@@ -36,7 +36,7 @@ from rpgcore.adapters.keras.ring import Ring
 from rpgcore.adapters.keras.selection import candidates, default_include, ring_of
 from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
-from rpgcore.sizing import ring_sizes
+from rpgcore.sizing import ring_sizes, selected
 
 __all__ = ["layers_of", "materialize", "plan_of", "rings_of", "rpgify"]
 
@@ -108,7 +108,7 @@ def rpgify(
     seed: int = 0,
     mode: str = "perm_sign",
     scope: str | Callable[[str, Any], str] = "global",
-    include: Callable[[str, Any], bool] | None = None,
+    include: Callable[[str, Any], bool] | Collection[str] | None = None,
 ) -> Any:
     """A new model whose chosen kernels are generated from rings (spec ``rpg-v1``).
 
@@ -133,7 +133,8 @@ def rpgify(
             a callable ``(name, layer) -> ring name``.
         include: ``(name, layer) -> bool`` choosing among the candidate
             layers (``name`` is the layer's name, as PyTorch's and JAX's
-            adapters pass the module path); by default all but the final
+            adapters pass the module path), or a list of layer names to
+            generate (each must be a candidate); by default all but the final
             classifier (the last ``Dense``, or the last convolution in a
             model without ``Dense``).
 
@@ -143,7 +144,9 @@ def rpgify(
     Raises:
         ArgumentError: an unsupported model, a layer with a kernel
             regularizer or constraint, a bad scope, both or neither of
-            ``ring_size`` and ``dof``, or a ``dof`` too small.
+            ``ring_size`` and ``dof``, a ``dof`` too small, or an ``include``
+            list naming a layer that is not a candidate (``LSTM``,
+            ``Embedding``) or that the model lacks.
         PlanError: no layer to generate, a ring name that is not an
             identifier, or bad plan arguments.
 
@@ -159,11 +162,18 @@ def rpgify(
     """
     _check_model(model)
     found = candidates(model)
-    chosen_ids = (
-        {id(layer) for layer in found if include(layer.name, layer)}
-        if include is not None
-        else default_include(found)
-    )
+    if include is None:
+        chosen_ids = default_include(found)
+    elif callable(include):
+        chosen_ids = {id(layer) for layer in found if include(layer.name, layer)}
+    else:
+        names = selected(
+            include,
+            {layer.name for layer in found},
+            {layer.name: layer for layer in model.layers},
+            "Conv, ConvTranspose, DepthwiseConv and Dense",
+        )
+        chosen_ids = {id(layer) for layer in found if layer.name in names}
     chosen = [layer for layer in found if id(layer) in chosen_ids]
     if not chosen:
         raise PlanError(

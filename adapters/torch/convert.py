@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import torch
@@ -36,7 +36,7 @@ from torch import nn
 from rpgcore.adapters.torch.bank import INVERSE_PREFIX, PACKED_PREFIX, RING_PREFIX, RingBank
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
 from rpgcore.plan import Plan
-from rpgcore.sizing import ring_name, ring_sizes
+from rpgcore.sizing import ring_name, ring_sizes, selected
 
 __all__ = ["GENERATED_TYPES", "materialize", "plan_of", "rpgify"]
 
@@ -160,7 +160,7 @@ def rpgify(
     seed: int = 0,
     mode: str = "perm_sign",
     scope: str | Callable[[str, nn.Module], str] = "global",
-    include: Callable[[str, nn.Module], bool] | None = None,
+    include: Callable[[str, nn.Module], bool] | Collection[str] | None = None,
     backward: str = "add",
 ) -> nn.Module:
     """Convert a model in place so that its kernels are generated from rings.
@@ -178,8 +178,9 @@ def rpgify(
         scope: ``"global"`` (one ring), ``"block"`` (one ring per top-level
             child module: the paper's block-level RPG), or a callable
             ``(name, module) -> ring name``.
-        include: ``(name, module) -> bool`` choosing the layers to generate;
-            by default all candidates but the last ``Linear`` (the classifier).
+        include: ``(name, module) -> bool`` choosing among the candidates, or
+            a list of module names to generate (each must be a candidate); by
+            default all candidates but the last ``Linear`` (the classifier).
         backward: how the ring gradient is computed. ``"add"`` (default):
             the kernel gradients are added into the signed ring in position
             order (block by block into separate rows off the CPU), 4 bytes of
@@ -193,7 +194,9 @@ def rpgify(
 
     Raises:
         ArgumentError: bad scope, both or neither of ``ring_size`` and
-            ``dof``, or a ``dof`` that leaves nothing for the rings.
+            ``dof``, a ``dof`` that leaves nothing for the rings, or an
+            ``include`` list naming a module that is not a candidate
+            (``nn.LSTM``, ``nn.Embedding``) or that the model lacks.
         PlanError: no layer to generate, or bad plan arguments.
 
     Example:
@@ -209,11 +212,17 @@ def rpgify(
         for name, module in model.named_modules()
         if isinstance(module, GENERATED_TYPES) and name
     ]
-    chosen = (
-        {name for name, module in candidates if include(name, module)}
-        if include is not None
-        else _default_include(candidates)
-    )
+    if include is None:
+        chosen = _default_include(candidates)
+    elif callable(include):
+        chosen = {name for name, module in candidates if include(name, module)}
+    else:
+        chosen = selected(
+            include,
+            {name for name, _ in candidates},
+            dict(model.named_modules()),
+            "Conv, ConvTranspose and Linear",
+        )
     layers = [(name, module) for name, module in candidates if name in chosen]
     lazy = [
         name
