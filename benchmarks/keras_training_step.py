@@ -5,9 +5,10 @@ SGD update of :class:`rpgcore.adapters.keras.optimizer.TorchSGD`, batch-norm
 statistics) on a fixed random batch, best of several rounds, for the
 vanilla reference network and for the same network converted by
 :func:`rpgcore.adapters.keras.rpgify` with a small and a large ring (the
-kernels are gathered from the ring inside the step; the ring gradient is the
-backend's derivative of the gather). Compilation is excluded (two warm-up
-steps per network).
+kernels are generated from the ring inside the step, as
+:mod:`rpgcore.adapters.keras.kernels` describes: layer by layer on
+TensorFlow and JAX, all layers of a ring at once per model call on
+PyTorch). Compilation is excluded (two warm-up steps per network).
 
 Keras picks its backend once per process, so each backend runs in a
 process of its own: with ``KERAS_BACKEND`` set (as ``nox -s

@@ -60,7 +60,7 @@ def gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]
 
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=False))
-        # The ring's gradient is IndexedSlices (the gather's); make every gradient dense.
+        # A gradient may be IndexedSlices (a gather's); make every gradient dense.
         grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, [v.value for v in variables])]
     elif BACKEND == "jax":
         import jax

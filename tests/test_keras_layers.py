@@ -113,28 +113,24 @@ def built() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_native_kernel_is_the_canonical_kernel_bit_for_bit(
+def test_rpg_layer_is_its_keras_base_class_with_the_canonical_kernel(
     built: dict[str, Any], name: str
 ) -> None:
-    plan, ring = built["plan"], built["ring"]
+    _, base, kwargs, _, _, to_canonical = CASES[name]
+    plan, ring, layer = built["plan"], built["ring"], built["layers"][name]
+    # The native kernel is the canonical kernel, bit for bit.
     expected = plan.expand(to_numpy(ring.variable))[name]
-    native = to_numpy(built["layers"][name].kernel)
-    canonical = CASES[name][5](native)
+    native = to_numpy(layer.kernel)
+    canonical = to_canonical(native)
     assert canonical.shape == expected.shape
     assert canonical.dtype == expected.dtype == np.float32
     assert np.array_equal(canonical, expected)
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_rpg_layer_computes_its_keras_base_class(built: dict[str, Any], name: str) -> None:
-    _, base, kwargs, _, _, _ = CASES[name]
-    layer = built["layers"][name]
+    # The layer computes its Keras base class with that kernel and its bias:
+    # the same operation on the same operands, so identical results, not close.
     plain = base(**kwargs)
     plain.build(built["inputs"][name].shape)
-    plain.set_weights([to_numpy(layer.kernel), to_numpy(layer.bias)])
-    expected = to_numpy(plain(built["inputs"][name]))
-    # Same operation on the same operands: the results are identical, not close.
-    assert np.array_equal(built["outputs"][name], expected)
+    plain.set_weights([native, to_numpy(layer.bias)])
+    assert np.array_equal(built["outputs"][name], to_numpy(plain(built["inputs"][name])))
 
 
 def test_the_ring_is_the_only_trainable_state_besides_biases(built: dict[str, Any]) -> None:
@@ -145,7 +141,11 @@ def test_the_ring_is_the_only_trainable_state_besides_biases(built: dict[str, An
     ]
     assert layer.non_trainable_weights == []
     # The packed index is no weight and never saved; it has the native kernel's shape.
-    assert tuple(layer._rpg_index.shape) == tuple(layer.kernel.shape) == (3, 2, 3, 6)
+    assert (
+        tuple(layer.ring._kernels.index(layer._rpg_key).shape)
+        == tuple(layer.kernel.shape)
+        == (3, 2, 3, 6)
+    )
 
 
 def test_ring_starts_at_the_plans_initial_ring(built: dict[str, Any]) -> None:
@@ -183,45 +183,81 @@ def test_mixed_precision_generates_in_the_ring_dtype_then_casts() -> None:
     assert np.array_equal(kernel, expected)
 
 
-def test_wrong_ring_or_slot_is_refused_with_the_fix() -> None:
-    plan = rpgcore.Plan.build(
+def _two_rings() -> rpgcore.Plan:
+    return rpgcore.Plan.build(
         {"a": (4, 3), "b": (2, 4)}, ring_size={"x": 5, "y": 3}, groups={"a": "x", "b": "y"}
     )
-    with pytest.raises(ArgumentError, match="Ring layer"):
-        rpg.RPGDense(4, ring=keras.Variable(np.zeros(5)), slot="a")
-    with pytest.raises(PlanError, match="no slot 'c'"):
-        rpg.RPGDense(4, ring=rpg.Ring(plan, "x"), slot="c")
-    with pytest.raises(PlanError, match="from ring 'y', not 'x'"):
-        rpg.RPGDense(2, ring=rpg.Ring(plan, "x"), slot="b")
-    with pytest.raises(PlanError, match=r"no ring 'z'"):
-        rpg.Ring(plan, "z")
-    with pytest.raises(ArgumentError, match=r"rpgcore\.Plan or its JSON"):
-        rpg.Ring({"spec": "rpg-v1"})
 
 
-def test_input_that_asks_for_another_kernel_shape_is_refused() -> None:
+def _built_dense() -> Any:
+    layer = rpg.RPGDense(4, ring=rpg.Ring(rpgcore.Plan.build({"w": (4, 3)}, ring_size=5)), slot="w")
+    layer.build((None, 3))
+    return layer
+
+
+def _conv_on_wrong_channels() -> None:
     plan = rpgcore.Plan.build({"w": (8, 3, 3, 3)}, ring_size=20)
     layer = rpg.RPGConv2D(8, 3, ring=rpg.Ring(plan), slot="w")
-    with pytest.raises(PlanMismatchError, match=r"\(3, 3, 4, 8\).*\(8, 3, 3, 3\)"):
-        layer(np.zeros((1, 5, 5, 4), np.float32))
+    layer(np.zeros((1, 5, 5, 4), np.float32))
 
 
-def test_options_that_need_a_kernel_variable_are_refused() -> None:
-    plan = rpgcore.Plan.build({"w": (4, 3)}, ring_size=5)
-    ring = rpg.Ring(plan)
-    with pytest.raises(ArgumentError, match="kernel_regularizer"):
-        rpg.RPGDense(4, ring=ring, slot="w", kernel_regularizer="l2")
-    layer = rpg.RPGDense(4, ring=ring, slot="w")
-    layer.build((None, 3))
-    with pytest.raises(ArgumentError, match="assign the ring"):
-        layer.kernel = np.zeros((3, 4), np.float32)
-    with pytest.raises(ArgumentError, match="LoRA"):
-        layer.enable_lora(2)
-    with pytest.raises(ArgumentError, match="materialize"):
-        layer.quantize("int8")
+# What is refused, with the words that the message must contain (the fix included).
+REFUSED: dict[str, tuple[Any, type[Exception], str]] = {
+    "ring that is no Ring layer": (
+        lambda: rpg.RPGDense(4, ring=keras.Variable(np.zeros(5)), slot="a"),
+        ArgumentError,
+        "Ring layer",
+    ),
+    "unknown slot": (
+        lambda: rpg.RPGDense(4, ring=rpg.Ring(_two_rings(), "x"), slot="c"),
+        PlanError,
+        "no slot 'c'",
+    ),
+    "slot of another ring": (
+        lambda: rpg.RPGDense(2, ring=rpg.Ring(_two_rings(), "x"), slot="b"),
+        PlanError,
+        "from ring 'y', not 'x'",
+    ),
+    "unknown ring": (lambda: rpg.Ring(_two_rings(), "z"), PlanError, "no ring 'z'"),
+    "plan that is no plan": (
+        lambda: rpg.Ring({"spec": "rpg-v1"}),
+        ArgumentError,
+        r"rpgcore\.Plan or its JSON",
+    ),
+    "ring name that is no identifier": (
+        lambda: rpg.Ring(
+            rpgcore.Plan.build({"w": (4, 3)}, ring_size={"a b": 5}, groups={"w": "a b"}), "a b"
+        ),
+        PlanError,
+        "letters, digits and _",
+    ),
+    "input that asks for another kernel shape": (
+        _conv_on_wrong_channels,
+        PlanMismatchError,
+        r"\(3, 3, 4, 8\).*\(8, 3, 3, 3\)",
+    ),
+    "kernel regularizer": (
+        lambda: rpg.RPGDense(
+            4,
+            ring=rpg.Ring(rpgcore.Plan.build({"w": (4, 3)}, ring_size=5)),
+            slot="w",
+            kernel_regularizer="l2",
+        ),
+        ArgumentError,
+        "kernel_regularizer",
+    ),
+    "kernel assignment": (
+        lambda: setattr(_built_dense(), "kernel", np.zeros((3, 4), np.float32)),
+        ArgumentError,
+        "assign the ring",
+    ),
+    "LoRA": (lambda: _built_dense().enable_lora(2), ArgumentError, "LoRA"),
+    "quantization": (lambda: _built_dense().quantize("int8"), ArgumentError, "materialize"),
+}
 
 
-def test_ring_names_must_be_identifiers() -> None:
-    plan = rpgcore.Plan.build({"w": (4, 3)}, ring_size={"a b": 5}, groups={"w": "a b"})
-    with pytest.raises(PlanError, match="letters, digits and _"):
-        rpg.Ring(plan, "a b")
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_misuse_is_refused_with_the_fix(case: str) -> None:
+    action, error, message = REFUSED[case]
+    with pytest.raises(error, match=message):
+        action()

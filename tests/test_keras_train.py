@@ -60,7 +60,7 @@ def test_torch_sgd_is_pytorchs_update() -> None:
 def test_torch_sgd_sums_a_sparse_gradient_with_repeated_entries() -> None:
     import tensorflow as tf
 
-    # A ring's TensorFlow gradient: one entry per generated position, repeated indices.
+    # A gather's TensorFlow gradient: one entry per position read, repeated indices.
     grad = tf.IndexedSlices(tf.constant([1.0, 2.0, 4.0]), tf.constant([0, 0, 2]), (4,))
     for momentum, decay in ((0.9, 0.5), (0.0, 0.0)):
         variable = keras.Variable(np.ones(4, np.float32))

@@ -1,23 +1,31 @@
-"""One gather from the signed ring ``[W, -W]``, on every Keras backend.
+"""One slot's kernel from the ring, ``take([W, -W], index)``, on every Keras backend.
 
-``signed_gather(W, index)`` is ``take(concatenate([W, -W]), index)``: with
-packed indices (:mod:`rpgcore.adapters.keras.indices`) every value is
-``s(k) * W[u(k)]`` exactly (spec section 5). Its derivative is the ring
-gradient of eq. 2, ``dL/dW = sum_i R_i^T dL/dK_i``: the kernel gradient
-added into the ``2N`` entries of the signed ring, folded back as
-``g[:N] - g[N:]``.
+With packed indices (:mod:`rpgcore.adapters.keras.indices`) every value is
+``s(k) * W[u(k)]`` exactly (spec section 5): position ``k`` holds
+``p = u(k) + N * [s(k) < 0]``. Its derivative is the ring gradient of
+eq. 2, ``dL/dW = sum_i R_i^T dL/dK_i``.
+
+The signed ring ``[W, -W]`` is never built here except on PyTorch: building
+it costs ``2N`` values per layer and its gradient another ``2N``, which for
+a large ring and a short kernel is most of the work. Instead each position
+reads ``W[p - N]`` or ``W[p]`` and flips the sign itself (exact), so the
+work is proportional to the kernel, not to the ring.
 
 Backends:
 
-- JAX and others: ``keras.ops.take``; the derivative is the backend's
-  scatter-add.
-- PyTorch: ``torch.index_select`` (``keras.ops.take`` would first copy the
-  index to int64 and map negative indices, which packed indices never are).
-- TensorFlow: ``tf.gather`` with its own derivative: the signed gradient
-  of every position at its ring entry, as ``IndexedSlices`` of the ring,
-  summed once for all layers (TensorFlow's own derivative gives
-  ``IndexedSlices`` of the signed ring, which the concatenation's
-  derivative then splits by masking every position, once per layer).
+- TensorFlow: the gather and its derivative (a segment sum of the signed
+  kernel gradient into the ``N`` ring entries, dense) run as XLA
+  computations (``tf.function(jit_compile=True)``), with a custom gradient
+  tying them together. TensorFlow's own CPU kernels for gathers and segment
+  sums are several times slower (about 5x for 11M positions), and its
+  ``IndexedSlices`` gradient costs a segment sum outside XLA in the
+  optimizer. Where XLA cannot run (checked once per process), the same
+  computations run on TensorFlow's own kernels.
+- PyTorch: ``torch.index_select`` from ``[W, -W]``; this path serves only
+  kernels generated outside a model's call (a model's call generates all
+  kernels of a ring at once: :mod:`rpgcore.adapters.keras.shared`).
+- JAX and others: ``keras.ops``; the derivative is the backend's
+  scatter-add, which XLA fuses into the step.
 
 Example:
     >>> import numpy as np
@@ -29,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import keras  # type: ignore[import-untyped]
@@ -36,27 +45,47 @@ import keras  # type: ignore[import-untyped]
 __all__ = ["signed_gather"]
 
 
-def _tensorflow(ring: Any, index: Any) -> Any:
+@functools.cache
+def _xla() -> tuple[Any, Any]:
+    """The two computations of the TensorFlow path, XLA-compiled where XLA runs."""
     import tensorflow as tf  # type: ignore[import-untyped]
+
+    def take(values: Any, flat: Any) -> Any:
+        size = tf.shape(values, out_type=flat.dtype)[0]
+        negative = flat >= size
+        taken = tf.gather(values, tf.where(negative, flat - size, flat))
+        return tf.where(negative, tf.negative(taken), taken)
+
+    def contract(flat: Any, upstream: Any, size: int) -> Any:
+        # Eq. 2 for one slot: every position's gradient, signed, added at its entry.
+        negative = flat >= size
+        signed = tf.where(negative, tf.negative(upstream), upstream)
+        return tf.math.unsorted_segment_sum(signed, tf.where(negative, flat - size, flat), size)
+
+    # reduce_retracing: one trace serves every slot (XLA still compiles per shape).
+    compiled = tf.function(take, jit_compile=True, reduce_retracing=True)
+    try:  # once, outside any graph: a device without XLA keeps TensorFlow's own kernels
+        with tf.init_scope():
+            compiled(tf.zeros([2]), tf.constant([0, 3]))
+    except tf.errors.OpError:  # pragma: no cover - no such device among those tested
+        return tf.function(take), tf.function(contract)
+    return compiled, tf.function(contract, jit_compile=True, reduce_retracing=True)
+
+
+def _tensorflow(ring: Any, index: Any) -> Any:
+    import tensorflow as tf
+
+    take, contract = _xla()
+    index = tf.convert_to_tensor(index)
+    flat = tf.reshape(index, [-1])
 
     @tf.custom_gradient  # type: ignore[untyped-decorator]
     def gather(values: Any) -> Any:
-        signed = tf.concat([values, tf.negative(values)], axis=0)
-
         def backward(upstream: Any) -> Any:
-            # Every position's gradient, signed, at its ring entry: left sparse, so
-            # that the layers' contributions are summed once, into N entries.
-            size = tf.shape(values, out_type=index.dtype)[0]
-            flat = tf.reshape(index, [-1])
-            negative = flat >= size
             grad = tf.reshape(tf.convert_to_tensor(upstream), [-1])
-            return tf.IndexedSlices(
-                tf.where(negative, -grad, grad),
-                tf.where(negative, flat - size, flat),
-                tf.shape(values),
-            )
+            return contract(flat, grad, int(values.shape[0]))
 
-        return tf.gather(signed, index), backward
+        return tf.reshape(take(values, flat), tf.shape(index)), backward
 
     return gather(tf.convert_to_tensor(ring))
 
@@ -68,6 +97,15 @@ def _torch(ring: Any, index: Any) -> Any:
     signed = torch.cat([values, -values])
     index = torch.as_tensor(index, device=signed.device)
     return torch.index_select(signed, 0, index.reshape(-1)).reshape(index.shape)
+
+
+def _portable(ring: Any, index: Any) -> Any:
+    ops = keras.ops
+    index = ops.convert_to_tensor(index)
+    size = int(ring.shape[0])
+    negative = ops.greater_equal(index, size)
+    taken = ops.take(ring, ops.where(negative, ops.subtract(index, size), index))
+    return ops.where(negative, ops.negative(taken), taken)
 
 
 def signed_gather(ring: Any, index: Any) -> Any:
@@ -93,5 +131,4 @@ def signed_gather(ring: Any, index: Any) -> Any:
         return _tensorflow(ring, index)
     if backend == "torch":
         return _torch(ring, index)
-    signed = keras.ops.concatenate([ring, keras.ops.negative(ring)])
-    return keras.ops.take(signed, index)
+    return _portable(ring, index)

@@ -130,8 +130,8 @@ class TorchSGD(keras.optimizers.Optimizer):  # type: ignore[misc]
         """One PyTorch SGD step of one variable."""
         ops = keras.ops
         learning_rate = ops.cast(learning_rate, variable.dtype)
-        # A ring's gradient may arrive sparse (TensorFlow's IndexedSlices, one
-        # entry per generated position): one segment sum makes it dense.
+        # A gradient may arrive sparse (TensorFlow's IndexedSlices, from a gather
+        # with TensorFlow's own derivative): one segment sum makes it dense.
         step = ops.cast(ops.convert_to_tensor(gradient), variable.dtype)
         if self.coupled_decay:
             step = ops.add(step, ops.multiply(variable, self.coupled_decay))

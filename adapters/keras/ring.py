@@ -6,10 +6,13 @@ share the ``Ring`` *layer*: each of them tracks it, ``model.weights`` lists
 its variable once, and a ``.keras`` file stores it once and restores one
 ``Ring`` shared by the same layers (Keras' object sharing at save and load).
 
-A ``Ring`` is never called in the model's graph. Its config holds the whole
-plan as JSON (spec section 8) and the ring's name, so loading rebuilds the
-ring's shape and every index from the seed; the file holds only the ring's
-values.
+A ``Ring`` is never called in the model's graph. It generates the kernels
+of its layers: each layer registers its slot when it is built
+(:meth:`Ring.register`) and asks for its kernel on every call
+(:meth:`Ring.kernel`; :mod:`rpgcore.adapters.keras.kernels`). Its config
+holds the whole plan as JSON (spec section 8) and the ring's name, so
+loading rebuilds the ring's shape and every index from the seed; the file
+holds only the ring's values.
 
 Example:
     >>> import rpgcore
@@ -29,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rpgcore.adapters.keras.indices import native_index
+from rpgcore.adapters.keras.kernels import KernelTable, SlotKey
 from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
 from rpgcore.slots import DEFAULT_RING
@@ -102,6 +106,7 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
         self.variable = self.add_weight(
             name="ring", shape=(entry.size,), initializer=initializer, autocast=False
         )
+        self._kernels = KernelTable()
         self.built = True
 
     @property
@@ -154,6 +159,65 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
         """
         self.check_slot(slot)
         return native_index(self._plan, slot, layout, multiplier)
+
+    def register(self, slot: str, layout: str, multiplier: int = 1) -> SlotKey:
+        """Make ``slot`` one of the kernels this ring generates, in a native layout.
+
+        Builds the slot's packed index (once per slot and layout) and its
+        scale rounded to the ring's dtype, as backend constants, not weights.
+
+        Args:
+            slot: a slot of the plan generated from this ring.
+            layout: ``"channels_last"`` or ``"depthwise"``
+                (:mod:`rpgcore.adapters.keras.indices`).
+            multiplier: the depth multiplier of a depthwise kernel.
+
+        Returns:
+            The key to pass to :meth:`kernel`.
+
+        Raises:
+            PlanError: no such slot, or the slot belongs to another ring.
+
+        Example:
+            >>> import rpgcore
+            >>> ring = Ring(rpgcore.Plan.build({"w": (4, 3)}, ring_size=5))
+            >>> key = ring.register("w", "channels_last")
+            >>> tuple(ring.kernel(key).shape)
+            (3, 4)
+
+        """
+        self.check_slot(slot)
+        dtype = keras.backend.standardize_dtype(self.variable.dtype)
+        return self._kernels.register(self._plan, slot, layout, multiplier, dtype)
+
+    def kernel(self, key: SlotKey) -> Any:
+        """The generated kernel ``take([W, -W], index) * scale`` of a registered slot.
+
+        In the ring's dtype and the layout the slot was registered in,
+        differentiable with respect to the ring. On PyTorch, the layers of
+        one model call share one generation of all the ring's kernels
+        (:mod:`rpgcore.adapters.keras.shared`).
+
+        Args:
+            key: what :meth:`register` returned.
+
+        Returns:
+            A backend tensor of the native kernel shape.
+
+        Raises:
+            KeyError: the slot was not registered.
+
+        Example:
+            >>> import rpgcore
+            >>> ring = Ring(rpgcore.Plan.build({"w": (2, 2)}, ring_size=3, mode="none",
+            ...                                scaling="none"))
+            >>> _ = ring.variable.assign([1.0, 2.0, 3.0])
+            >>> kernel = ring.kernel(ring.register("w", "channels_last"))
+            >>> keras.ops.convert_to_numpy(kernel).tolist()
+            [[1.0, 3.0], [2.0, 1.0]]
+
+        """
+        return self._kernels.kernel(self.variable, key)
 
     def check_slot(self, slot: str) -> None:
         """Check that ``slot`` is a slot of the plan generated from this ring.
