@@ -19,36 +19,20 @@ Example:
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from types import ModuleType
 from typing import Any
 
-from rpgcore import spec
+from rpgcore import adapters, spec
 from rpgcore.data import DATASETS
-from rpgcore.errors import ArgumentError, BackendUnavailableError, PlanMismatchError
+from rpgcore.errors import ArgumentError, PlanMismatchError
 from rpgcore.plan import Plan
 from rpgcore.training import MODELS, SCHEDULES, Progress, TrainConfig
 
 __all__ = ["FRAMEWORKS", "add_parsers", "run"]
 
-FRAMEWORKS = ("torch", "jax", "keras")
-"""Frameworks with a training loop."""
-
-
-def _adapter(framework: str, module: str = "") -> ModuleType:
-    """``rpgcore.adapters.<framework>`` (the verbs) or one of its modules."""
-    try:
-        return importlib.import_module(
-            ".".join(filter(None, ("rpgcore.adapters", framework, module)))
-        )
-    except ImportError as error:
-        if isinstance(error, BackendUnavailableError):
-            raise
-        raise BackendUnavailableError(
-            f"--framework {framework} needs {framework} ({error}); "
-            f'pip install "rpgcore[{framework},data]"'
-        ) from None
+FRAMEWORKS = adapters.TRAINABLE
+"""Frameworks with a training loop (the adapter registry's)."""
 
 
 def add_parsers(commands: Any) -> None:
@@ -159,7 +143,7 @@ def _train(args: argparse.Namespace) -> None:
         device=args.device,
     )
     data = load_dataset(args.data, seed=args.seed, limit=args.limit)
-    train = _adapter(args.framework, "train")
+    train = adapters.get(args.framework, "train")
     model = train.prepare(
         args.model,
         data,
@@ -212,8 +196,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     plan = load_file(args.ringfile).plan
     data = load_dataset(args.data, seed=args.seed, limit=args.limit)
-    adapter = _adapter(args.framework)
-    train = _adapter(args.framework, "train")
+    adapter = adapters.get(args.framework)
+    train = adapters.get(args.framework, "train")
     width = args.width if args.width is not None else plan.slots[0].shape[0]
     sizes, scope = _sizes(plan, adapter, train, args.model, data, width)
     model = train.prepare(
@@ -239,7 +223,7 @@ def _demo(args: argparse.Namespace) -> None:
     from rpgcore import demo
 
     widths = _widths(args.widths)  # a typing mistake is refused before a framework loads
-    _adapter(args.framework, "train")  # a missing framework: one line and status 2
+    adapters.get(args.framework, "train")  # a missing framework: one line and status 2
     demo.run(
         args.out,
         epochs=args.epochs,

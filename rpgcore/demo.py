@@ -18,7 +18,6 @@ recipe, batch order and DoF matching.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from rpgcore import adapters
 from rpgcore.data import load_dataset
 from rpgcore.errors import ArgumentError
 from rpgcore.report import DemoRow, table, write_csv, write_plot
@@ -100,8 +100,8 @@ def run(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ArgumentError(f"cannot make the output folder {str(folder)!r}: {error}") from None
-    adapter = importlib.import_module(f"rpgcore.adapters.{framework}")
-    trainer = importlib.import_module(f"rpgcore.adapters.{framework}.train")
+    adapter = adapters.get(framework)
+    trainer = adapters.get(framework, "train")
     dataset = load_dataset(data, seed=seed)
     config = TrainConfig(epochs=epochs, batch_size=128, lr=0.1, schedule="cosine", seed=seed)
 

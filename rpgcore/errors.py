@@ -22,10 +22,12 @@ __all__ = [
     "ArgumentError",
     "BackendUnavailableError",
     "ChecksumError",
+    "ConversionWarning",
     "DatasetError",
     "DivergedError",
     "PlanError",
     "PlanMismatchError",
+    "LayerOrderWarning",
     "ResumeError",
     "RingDtypeError",
     "RingFileError",
@@ -33,6 +35,7 @@ __all__ = [
     "RingFileNotFoundError",
     "RingFileTruncatedError",
     "RingFileWriteError",
+    "RingSizeWarning",
     "RpgError",
     "SettingsWarning",
     "SpecVersionError",
@@ -109,6 +112,18 @@ class RingDtypeError(RingFileError, PlanError):
 
 class SettingsWarning(UserWarning):
     """A ring file's layer settings (normalisation epsilon, padding) differ from the model's."""
+
+
+class RingSizeWarning(UserWarning):
+    """A ring holds more entries than the parameters it generates (the paper has |W| <= sum |K|)."""
+
+
+class ConversionWarning(UserWarning):
+    """rpgify left a large weight of the model ordinary (a layer kind it cannot generate)."""
+
+
+class LayerOrderWarning(UserWarning):
+    """A ring file and a model may list their layers in different orders (module or forward)."""
 
 
 class UsageError(ArgumentError):

@@ -33,7 +33,7 @@ from rpgcore._json import reason, shown
 from rpgcore.errors import ArgumentError, PlanError, SpecVersionError
 from rpgcore.geometry import RingGeometry
 from rpgcore.plan_json import parse_document, to_json
-from rpgcore.slots import DEFAULT_RING, Ring, Slot, fan_out
+from rpgcore.slots import DEFAULT_INIT_RULE, DEFAULT_RING, INIT_RULES, Ring, Slot, variance
 
 __all__ = [
     "DEFAULT_MAX_GENERATED",
@@ -93,6 +93,23 @@ def max_generated() -> int:
     return limit
 
 
+def _rules(shapes: Mapping[str, tuple[int, ...]], init: Mapping[str, str] | None) -> dict[str, str]:
+    """Every slot's initialisation rule, checked."""
+    if init is None:
+        return dict.fromkeys(shapes, DEFAULT_INIT_RULE)
+    if not isinstance(init, Mapping):
+        raise PlanError(f"init must map slot names to rules, got {type(init).__name__}")
+    unknown = [name for name in init if name not in shapes]
+    if unknown:
+        raise PlanError(f"init names slots {unknown[:5]} the plan lacks; slots are {list(shapes)}")
+    for name, rule in init.items():
+        if rule not in INIT_RULES:
+            raise PlanError(
+                f"init rule {rule!r} of slot {name!r} is unknown; use one of {list(INIT_RULES)}"
+            )
+    return {name: init.get(name, DEFAULT_INIT_RULE) for name in shapes}
+
+
 @dataclass(frozen=True, eq=True)
 class Plan(GeneratorMethods):
     """An immutable generator plan (spec ``rpg-v1``).
@@ -128,6 +145,7 @@ class Plan(GeneratorMethods):
         mode: str = "perm_sign",
         groups: Mapping[str, str] | None = None,
         scaling: str = "fan_out",
+        init: Mapping[str, str] | None = None,
     ) -> Plan:
         """Build a plan from slot shapes.
 
@@ -140,8 +158,10 @@ class Plan(GeneratorMethods):
             mode: ``"perm_sign"`` (default), ``"perm"``, ``"sign"`` or ``"none"``.
             groups: optional mapping from every slot name to its ring name
                 (local rings: block-level or sub-network RPGs).
-            scaling: ``"fan_out"`` (default: every slot starts with He fan-out
-                variance) or ``"none"`` (every scale is 1).
+            scaling: ``"fan_out"`` (default: every slot starts with the
+                variance of its initialisation rule) or ``"none"`` (every scale is 1).
+            init: slot name to initialisation rule (:data:`rpgcore.slots.INIT_RULES`);
+                a slot not named has ``"he_fan_out"``, the paper's He fan-out variance.
 
         Returns:
             The plan.
@@ -169,17 +189,20 @@ class Plan(GeneratorMethods):
             check_name(name, "slot name"): check_shape(name, shape) for name, shape in slots.items()
         }
         membership, sizes = resolve_rings(shapes, ring_size, groups)
+        rules = _rules(shapes, init)
         rings: list[Ring] = []
         placed: list[Slot] = []
         for ring_id, (ring_name, size) in enumerate(sizes.items()):
             members = [name for name in shapes if membership[name] == ring_name]
-            fan_ref = max(fan_out(shapes[name]) for name in members)
+            variances = {name: variance(shapes[name], rules[name]) for name in members}
+            reference = min(variances.values())  # spec section 5: the ring's smallest variance
             offset = 0
             for name in members:
-                scale = math.sqrt(fan_ref / fan_out(shapes[name])) if scaling == "fan_out" else 1.0
-                placed.append(Slot(name, shapes[name], ring_name, scale, offset))
+                ratio = float(variances[name] / reference)  # exact, then one rounding
+                scale = math.sqrt(ratio) if scaling == "fan_out" else 1.0
+                placed.append(Slot(name, shapes[name], ring_name, scale, offset, rules[name]))
                 offset += math.prod(shapes[name])
-            rings.append(Ring(ring_name, ring_id, size, math.sqrt(2.0 / fan_ref), offset))
+            rings.append(Ring(ring_name, ring_id, size, math.sqrt(float(reference)), offset))
         order = {name: i for i, name in enumerate(shapes)}
         placed.sort(key=lambda slot: order[slot.name])
         return cls._validated(seed, mode, tuple(rings), tuple(placed))

@@ -2,7 +2,7 @@
 
 Example:
     >>> import json
-    >>> from rpgcore.slots import Ring, Slot
+    >>> from rpgcore.slots import DEFAULT_INIT_RULE, INIT_RULES, Ring, Slot
     >>> text = to_json("rpg-v1", 0, "perm_sign", (Ring("global", 0, 3, 0.5, 4),),
     ...                (Slot("w", (2, 2), "global", 1.0, 0),))
     >>> parse_document(json.loads(text))[0]
@@ -21,9 +21,16 @@ from rpgcore import spec
 from rpgcore._checks import check_int, check_name, check_positive_float, check_shape
 from rpgcore._json import shown
 from rpgcore.errors import PlanError
-from rpgcore.slots import Ring, Slot
+from rpgcore.slots import DEFAULT_INIT_RULE, INIT_RULES, Ring, Slot
 
-__all__ = ["DOCUMENT_KEYS", "RING_KEYS", "SLOT_KEYS", "parse_document", "to_json"]
+__all__ = [
+    "DOCUMENT_KEYS",
+    "OPTIONAL_SLOT_KEYS",
+    "RING_KEYS",
+    "SLOT_KEYS",
+    "parse_document",
+    "to_json",
+]
 
 
 def to_json(
@@ -53,22 +60,34 @@ def to_json(
         "rings": [
             {"name": r.name, "id": r.id, "size": r.size, "init_std": r.init_std} for r in rings
         ],
-        "slots": [
-            {"name": s.name, "shape": list(s.shape), "ring": s.ring, "scale": s.scale}
-            for s in slots
-        ],
+        "slots": [_slot(s) for s in slots],
     }
     return json.dumps(document, separators=(",", ":"), allow_nan=False)
+
+
+def _slot(slot: Slot) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": slot.name,
+        "shape": list(slot.shape),
+        "ring": slot.ring,
+        "scale": slot.scale,
+    }
+    if slot.init != DEFAULT_INIT_RULE:  # written only when not the spec's default rule
+        entry["init"] = slot.init
+    return entry
 
 
 DOCUMENT_KEYS = ("spec", "seed", "mode", "rings", "slots")
 RING_KEYS = ("name", "id", "size", "init_std")
 SLOT_KEYS = ("name", "shape", "ring", "scale")
+OPTIONAL_SLOT_KEYS = ("init",)
 _REWRITE = "rewrite the plan with Plan.to_json"
 
 
-def _fields(value: object, keys: tuple[str, ...], what: str) -> dict[str, Any]:
-    """``value`` as an object with exactly ``keys``: a key more or less changes the meaning."""
+def _fields(
+    value: object, keys: tuple[str, ...], what: str, optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``value`` as an object with exactly ``keys`` (and perhaps ``optional`` ones)."""
     if not isinstance(value, dict):
         raise PlanError(
             f"{what} is malformed: it must be a JSON object, got {shown(value)}; {_REWRITE}"
@@ -78,7 +97,7 @@ def _fields(value: object, keys: tuple[str, ...], what: str) -> dict[str, Any]:
         raise PlanError(
             f"{what} is malformed: it lacks {missing} (it needs {list(keys)}); {_REWRITE}"
         )
-    unknown = sorted(set(value) - set(keys))
+    unknown = sorted(set(value) - set(keys) - set(optional))
     if unknown:
         raise PlanError(
             f"{what} is malformed: unknown keys {shown(unknown)}, so it was altered or "
@@ -155,7 +174,7 @@ def parse_document(
     offsets = dict.fromkeys(sizes, 0)
     slots = []
     for i, value in enumerate(_listed(document["slots"], "the plan's slots")):
-        entry = _fields(value, SLOT_KEYS, f"slot {i} of the plan")
+        entry = _fields(value, SLOT_KEYS, f"slot {i} of the plan", OPTIONAL_SLOT_KEYS)
         name = _name(entry["name"], "slot name")
         label = f"slot {shown(name)}"
         ring = entry["ring"]
@@ -163,7 +182,12 @@ def parse_document(
             raise PlanError(f"{label} names ring {shown(ring)}, which the plan lacks")
         shape = check_shape(name, _listed(entry["shape"], f"{label} shape"))
         scale = _positive(entry["scale"], f"{label} scale")
-        slots.append(Slot(name, shape, ring, scale, offsets[ring]))
+        rule = entry.get("init", DEFAULT_INIT_RULE)
+        if not isinstance(rule, str) or rule not in INIT_RULES:
+            raise PlanError(
+                f"{label} init rule {shown(rule)} is unknown; rules are {list(INIT_RULES)}"
+            )
+        slots.append(Slot(name, shape, ring, scale, offsets[ring], rule))
         offsets[ring] += math.prod(shape)
     repeated = sorted(n for n, count in Counter(s.name for s in slots).items() if count > 1)
     if repeated:

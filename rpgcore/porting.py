@@ -14,7 +14,7 @@ adapter describes its model to the core in neutral terms:
   dilation, groups and padding).
 
 :func:`save` writes the ring file with that description (metadata
-``model``); :func:`load` matches the file to a model: the plans slot by slot
+``model``); :func:`read` matches the file to a model: the plans slot by slot
 (shapes, rings, scales, seed and mode; slot and ring names are ignored), the
 tensors one by one in order (kind, role and shape), and warns with
 :class:`~rpgcore.errors.SettingsWarning`, naming the layer, where a setting
@@ -38,7 +38,7 @@ Example:
     >>> other = rpgcore.Plan.build({"conv2d/kernel": (4, 3, 3, 3)}, ring_size=20)
     >>> keras_side = [porting.Tensor("batch_normalization/gamma", "batch_normalization",
     ...                              "norm", "scale", (4,), False)]
-    >>> rings, values = porting.load(path, other, keras_side, [])
+    >>> rings, values, _ = porting.read(path, other, keras_side, [])
     >>> values["batch_normalization/gamma"].tolist()
     [0.5, 0.5, 0.5, 0.5]
 
@@ -48,10 +48,9 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -59,18 +58,26 @@ from numpy.typing import ArrayLike, NDArray
 from rpgcore import _json as strict_json
 from rpgcore import ringfile
 from rpgcore._json import reason, shown
-from rpgcore.errors import ArgumentError, PlanMismatchError, RingFileFormatError, SettingsWarning
+from rpgcore.errors import ArgumentError, RingFileFormatError
+from rpgcore.matching import (
+    adopted,
+    match_plans,
+    match_tensors,
+    tensors_by_name,
+    warn_settings,
+)
 from rpgcore.plan import Plan
 
 __all__ = [
     "KINDS",
     "ROLES",
     "Layer",
+    "Loaded",
     "Tensor",
     "describe",
-    "load",
     "match_plans",
     "padding_pairs",
+    "read",
     "save",
 ]
 
@@ -349,187 +356,29 @@ def save(
     ringfile.save(path, plan, rings, extras, buffers=buffers, model=model)
 
 
-def _first_difference(saved: Plan, plan: Plan) -> str | None:
-    """Why ``saved`` and ``plan`` generate different kernels, ignoring names, or ``None``."""
-    if (saved.spec, saved.seed, saved.mode) != (plan.spec, plan.seed, plan.mode):
-        return (
-            f"the file's plan has spec {saved.spec}, seed {saved.seed}, mode {saved.mode}; the "
-            f"model's has spec {plan.spec}, seed {plan.seed}, mode {plan.mode}: convert the model "
-            "with the seed and mode the file was written with"
-        )
-    if len(saved.rings) != len(plan.rings):
-        return (
-            f"the file has {len(saved.rings)} rings, the model {len(plan.rings)}: "
-            "convert the model with the scope the file was written with"
-        )
-    ring_index = {
-        **{("file", r.name): i for i, r in enumerate(saved.rings)},
-        **{("model", r.name): i for i, r in enumerate(plan.rings)},
-    }
-    for i, (a, b) in enumerate(zip(saved.slots, plan.slots, strict=False)):
-        same = (
-            a.shape == b.shape
-            and a.offset == b.offset
-            and a.scale == b.scale
-            and ring_index["file", a.ring] == ring_index["model", b.ring]
-        )
-        if not same:
-            return (
-                f"generated layer {i} differs: the file's {a.name!r} has shape {a.shape} "
-                f"(ring {a.ring!r}, scale {a.scale:.6g}), the model's {b.name!r} has shape "
-                f"{b.shape} (ring {b.ring!r}, scale {b.scale:.6g})"
-            )
-    if len(saved.slots) != len(plan.slots):
-        longer, where = (saved, "file") if len(saved.slots) > len(plan.slots) else (plan, "model")
-        extra = longer.slots[min(len(saved.slots), len(plan.slots))]
-        return (
-            f"the file has {len(saved.slots)} generated layers, the model {len(plan.slots)}: "
-            f"the {where}'s {extra.name!r} {extra.shape} has no counterpart"
-        )
-    for i, (theirs, ours) in enumerate(zip(saved.rings, plan.rings, strict=True)):
-        if (theirs.id, theirs.size, theirs.generated, theirs.init_std) != (
-            ours.id,
-            ours.size,
-            ours.generated,
-            ours.init_std,
-        ):
-            return (
-                f"ring {i} ({theirs.name!r} in the file, {ours.name!r} in the model): size "
-                f"{theirs.size} generating {theirs.generated} in the file, size {ours.size} "
-                f"generating {ours.generated} in the model: convert the model with the file's "
-                "ring size"
-            )
-    return None
+class Loaded(NamedTuple):
+    """What :func:`read` found in a ring file for a model.
 
-
-def match_plans(saved: Plan, plan: Plan, path: str = "the ring file") -> dict[str, str]:
-    """Check that two plans generate the same kernels, whatever their slot and ring names.
-
-    Args:
-        saved: the file's plan.
-        plan: the model's plan.
-        path: the file, for messages.
-
-    Returns:
-        The model's ring name for each of the file's ring names.
-
-    Raises:
-        PlanMismatchError: the first difference, with both shapes or values.
-
-    Example:
-        >>> a = Plan.build({"conv1.weight": (8, 3, 3, 3)}, ring_size=50, seed=1)
-        >>> b = Plan.build({"conv2d/kernel": (8, 3, 3, 3)}, ring_size=50, seed=1)
-        >>> match_plans(a, b)
-        {'global': 'global'}
+    Attributes:
+        rings: ring arrays under the model's ring names.
+        values: an array in the canonical layout for every tensor of the model
+            (a ``native`` tensor only when the file has it under the same name).
+        plan: the model's plan, with the file's initialisation where only that
+            differs (:func:`rpgcore.matching.adopted`): the plan the model must use.
 
     """
-    problem = _first_difference(saved, plan)
-    if problem is not None:
-        raise PlanMismatchError(f"{path}: {problem}")
-    return {a.name: b.name for a, b in zip(saved.rings, plan.rings, strict=True)}
+
+    rings: dict[str, NDArray[Any]]
+    values: dict[str, NDArray[Any]]
+    plan: Plan
 
 
-def _comparable(entries: Sequence[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
-    return [entry for entry in entries if entry[3] != "native"]
-
-
-def _match_tensors(
-    path: str,
-    saved: Sequence[tuple[str, str, str, str]],
-    extras: Mapping[str, NDArray[Any]],
-    tensors: Sequence[Tensor],
-) -> dict[str, NDArray[Any]]:
-    """The file's arrays under the model's tensor names, matched in order."""
-    ours = [t for t in tensors if t.role != "native"]
-    theirs = _comparable(saved)
-    for i, (tensor, (name, layer, kind, role)) in enumerate(zip(ours, theirs, strict=False)):
-        shape = tuple(extras[name].shape)
-        if (kind, role, shape) != (tensor.kind, tensor.role, tensor.shape):
-            raise PlanMismatchError(
-                f"{path}: tensor {i} differs: the file's {name!r} ({kind} {role}, layer "
-                f"{layer!r}) has shape {shape}, the model's {tensor.name!r} ({tensor.kind} "
-                f"{tensor.role}, layer {tensor.layer!r}) has shape {tensor.shape}"
-            )
-    if len(ours) != len(theirs):
-        if len(ours) > len(theirs):
-            t = ours[len(theirs)]
-            spare = f"the model's {t.name!r} ({t.kind} {t.role}) {t.shape}"
-        else:
-            name, _, kind, role = theirs[len(ours)]
-            spare = f"the file's {name!r} ({kind} {role}) {tuple(extras[name].shape)}"
-        raise PlanMismatchError(
-            f"{path}: the file has {len(theirs)} other tensors, the model {len(ours)}; "
-            f"{spare} has no counterpart"
-        )
-    values = {t.name: extras[entry[0]] for t, entry in zip(ours, theirs, strict=True)}
-    for tensor in tensors:  # a framework's own tensors come back by name, if the file has them
-        if tensor.role == "native":
-            array = extras.get(tensor.name)
-            if array is not None and tuple(array.shape) == tensor.shape:
-                values[tensor.name] = array
-    return values
-
-
-def _by_name(
-    path: str, extras: Mapping[str, NDArray[Any]], tensors: Sequence[Tensor]
-) -> dict[str, NDArray[Any]]:
-    """Files without a model description (written by :func:`rpgcore.save`) match by name."""
-    names = {t.name for t in tensors}
-    missing = sorted(names - set(extras))
-    unknown = sorted(set(extras) - names)
-    if missing or unknown:
-        raise PlanMismatchError(
-            f"{path} has no model description and its tensor names do not fit the model: "
-            f"missing {missing[:5]}, unknown {unknown[:5]}; rewrite it with an adapter's save"
-        )
-    for tensor in tensors:
-        shape = tuple(extras[tensor.name].shape)
-        if shape != tensor.shape:
-            raise PlanMismatchError(
-                f"{path}: {tensor.name!r} has shape {shape} in the file, "
-                f"{tensor.shape} in the model"
-            )
-    return {t.name: extras[t.name] for t in tensors}
-
-
-def _warn_settings(path: str, saved: Sequence[Layer], layers: Sequence[Layer]) -> None:
-    """Warn, naming the layer, wherever the file's layer settings differ from the model's."""
-    for kind in KINDS:
-        theirs = [layer for layer in saved if layer.kind == kind]
-        ours = [layer for layer in layers if layer.kind == kind]
-        for a, b in zip(theirs, ours, strict=False):
-            changed = sorted(
-                key
-                for key in set(a.settings) | set(b.settings)
-                if a.settings.get(key) != b.settings.get(key)
-            )
-            if changed:
-                detail = ", ".join(
-                    f"{key} {a.settings.get(key)!r} in the file, {b.settings.get(key)!r} here"
-                    for key in changed
-                )
-                warnings.warn(
-                    f"{path}: {kind} layer {b.name!r} (the file's {a.name!r}) differs: {detail}; "
-                    "the loaded model computes a different function unless you build it with "
-                    "the file's settings",
-                    SettingsWarning,
-                    stacklevel=3,
-                )
-        if len(theirs) != len(ours):
-            warnings.warn(
-                f"{path}: the file describes {len(theirs)} {kind} layers, the model has "
-                f"{len(ours)}; their settings could not all be compared",
-                SettingsWarning,
-                stacklevel=3,
-            )
-
-
-def load(
+def read(
     path: str | os.PathLike[str],
     plan: Plan,
     tensors: Sequence[Tensor],
     layers: Sequence[Layer],
-) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+) -> Loaded:
     """Read a ring file written by any adapter for a model described the same way.
 
     Args:
@@ -539,9 +388,7 @@ def load(
         layers: the model's layer settings, in layer order.
 
     Returns:
-        ``(rings, values)``: rings under the model's ring names, and an array
-        in the canonical layout for every tensor of the model (a ``native``
-        tensor only when the file has it under the same name).
+        The rings, the tensor values and the plan the model must use.
 
     Raises:
         PlanMismatchError: the plans or the tensors differ; the message names
@@ -556,17 +403,18 @@ def load(
         >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
         >>> p = os.path.join(tempfile.mkdtemp(), "r.safetensors")
         >>> save(p, plan, plan.init_ring(), [], {}, [])
-        >>> rings, values = load(p, plan, [], [])
-        >>> rings["global"].shape, values
-        ((3,), {})
+        >>> loaded = read(p, plan, [], [])
+        >>> loaded.rings["global"].shape, loaded.values, loaded.plan == plan
+        ((3,), {}, True)
 
     """
     where = repr(os.fspath(path))
     content = ringfile.load_file(path)
+    plan = adopted(content.plan, plan)
     names = match_plans(content.plan, plan, where)
     rings = {names[name]: array for name, array in content.rings.items()}
     if content.model is None:
-        return rings, _by_name(where, content.extras, tensors)
+        return Loaded(rings, tensors_by_name(where, content.extras, tensors), plan)
     saved, saved_layers = _parse(content.model, where)
     listed = {entry[0] for entry in saved}
     if listed != set(content.extras) or len(listed) != len(saved):
@@ -574,6 +422,6 @@ def load(
             f"{where}: its model description does not list exactly its tensors; "
             "rewrite it with an adapter's save"
         )
-    values = _match_tensors(where, saved, content.extras, tensors)
-    _warn_settings(where, saved_layers, layers)
-    return rings, values
+    values = match_tensors(where, saved, content.extras, tensors)
+    warn_settings(where, saved_layers, layers)
+    return Loaded(rings, values, plan)

@@ -1,11 +1,8 @@
-"""Ring names and ring sizes for rpgify: scopes, and ``ring_size=`` or ``dof=``.
+"""Ring sizes for rpgify, from ``ring_size=`` or ``dof=``, and explicit layer lists.
 
-Every adapter uses these rules, so the same model and arguments give the
-same plan in every framework:
+:func:`rpgcore.conversion.convert` applies these rules for every adapter, so
+the same model and arguments give the same plan in every framework:
 
-- ``scope="global"``: one ring, ``"global"``; ``"block"``: one ring per
-  top-level child (the first part of the layer's path); a callable
-  ``(path, layer) -> ring name``.
 - ``dof=``: the rings share what the ordinary (non-generated) trainable
   parameters leave, in proportion to the parameters each ring generates;
   the rounding remainder goes to the ring that generates most.
@@ -22,43 +19,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from rpgcore.errors import ArgumentError
 
-__all__ = ["ring_name", "ring_sizes", "selected"]
-
-
-def ring_name(scope: str | Callable[[str, Any], str], path: str, layer: Any) -> str:
-    """The ring a layer's kernel is generated from.
-
-    Args:
-        scope: ``"global"``, ``"block"`` or a callable ``(path, layer) -> ring name``.
-        path: the layer's path (``"layer1.0.conv1"``).
-        layer: the layer.
-
-    Returns:
-        The ring name.
-
-    Raises:
-        ArgumentError: an unknown scope, or a callable that returns no string.
-
-    Example:
-        >>> ring_name("block", "layer1.0.conv1", None), ring_name("global", "fc", None)
-        ('layer1', 'global')
-
-    """
-    if callable(scope):
-        ring = scope(path, layer)
-        if not isinstance(ring, str):
-            raise ArgumentError(f"scope returned {ring!r} for {path!r}; return a ring name (str)")
-        return ring
-    if scope == "global":
-        return "global"
-    if scope == "block":
-        return path.split(".")[0]
-    raise ArgumentError(f"scope must be 'global', 'block' or a callable, got {scope!r}")
+__all__ = ["ring_sizes", "selected"]
 
 
 def ring_sizes(

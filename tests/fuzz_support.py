@@ -1,7 +1,7 @@
 """Settings, strategies, bounds and oracles shared by the fuzz tests (tests/test_fuzz_*.py).
 
 Every fuzz example hands damaged or hostile input to a reader (``rpgcore.load``,
-``ringfile.load_file``, ``Plan.from_json``, ``porting.load``) and must end in one
+``ringfile.load_file``, ``Plan.from_json``, ``porting.read``) and must end in one
 of two ways: a load whose data is exactly right, or an rpgcore exception with a
 short, non-empty message. :func:`bounded` enforces the rest around each call:
 

@@ -34,7 +34,7 @@ from cross_framework_support import FRAMEWORKS, WIDTH, adapter, trainer  # noqa:
 from cross_framework_support import converted as _converted  # noqa: E402
 
 import rpgcore  # noqa: E402
-from rpgcore import layouts  # noqa: E402
+from rpgcore import layouts, porting  # noqa: E402
 from rpgcore.data import Dataset, load_dataset  # noqa: E402
 from rpgcore.training import TrainConfig, score  # noqa: E402
 
@@ -214,3 +214,62 @@ def test_c_ten_sgd_steps_agree_with_torch(
     noise = np.abs(rings["nudged"] - rings["torch"]).max()
     difference = np.abs(ported["global"] - rings["torch"]).max()
     assert difference <= 3 * noise, f"{difference:.3g} vs rounding noise {noise:.3g}"
+
+
+@pytest.mark.parametrize("scope", ["global", "block"])
+@pytest.mark.parametrize(("name", "dof"), [("small_resnet", 4_000), ("resnet18", 60_000)])
+def test_the_same_arguments_give_the_same_plan_in_every_framework(
+    name: str, dof: int, scope: str, mnist: Dataset
+) -> None:
+    """One conversion rule (rpgcore.conversion): the reference networks get one plan.
+
+    Slot and ring names are each framework's own; everything that decides the
+    kernels (shapes, order, rings, scales, initialisation rules, ring sizes
+    from ``dof``) must be equal, and the block rings must have the same names.
+    """
+    plans = {
+        framework: adapter(framework).plan_of(
+            trainer(framework).prepare(name, mnist, width=WIDTH, dof=dof, scope=scope, seed=4)
+        )
+        for framework in FRAMEWORKS
+    }
+    reference = plans["torch"]
+    for framework, plan in plans.items():
+        assert porting.match_plans(reference, plan) == {r: r for r in reference.ring_sizes}
+        assert [s.init for s in plan.slots] == [s.init for s in reference.slots], framework
+    if scope == "block":
+        assert list(reference.ring_sizes)[:2] == ["conv1", "layer1"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_file_keeps_its_initialisation_rules_in_every_framework(
+    framework: str, mnist: Dataset, tmp_path: Path
+) -> None:
+    """A file written with He fan-out dense layers (every file before the rules) loads exactly.
+
+    The model is converted with today's rules (LeCun fan-in for dense layers);
+    the file's plan records He fan-out, so loading adopts the file's scales and
+    the kernels are bitwise the file's, in every framework.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    source = trainer("torch").build_model("small_resnet", mnist, width=WIDTH)
+    old = adapter("torch").rpgify(
+        source, ring_size=2_000, seed=3, init={"linear": "he_fan_out"}, include=lambda *_: True
+    )
+    path = tmp_path / "old.rpg.safetensors"
+    adapter("torch").save(old, path)
+    file_plan, rings, _ = rpgcore.load(path)
+    assert file_plan.slots[-1].init == "he_fan_out"
+    model = trainer(framework).build_model("small_resnet", mnist, width=WIDTH)
+    model = adapter(framework).rpgify(model, ring_size=2_000, seed=3, include=lambda *_: True)
+    before = adapter(framework).plan_of(model)
+    assert before.slots[-1].init == "lecun_fan_in"
+    adapter(framework).load(model, path)
+    after = adapter(framework).plan_of(model)
+    assert [s.name for s in after.slots] == [s.name for s in before.slots]  # the model's names
+    assert after.slots[-1].init == "he_fan_out"
+    expected = file_plan.expand(rings)
+    for slot, kernel in zip(file_plan.slots, canonical_kernels(framework, model), strict=True):
+        assert np.array_equal(kernel, expected[slot.name]), f"{framework} {slot.name}"

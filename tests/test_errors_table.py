@@ -28,7 +28,7 @@ import pytest
 from conftest import require
 
 import rpgcore
-from rpgcore import ringfile, safetensors_io, sizing
+from rpgcore import conversion, ringfile, safetensors_io, sizing
 from rpgcore.cli import main
 from rpgcore.data import load_dataset
 from rpgcore.errors import (
@@ -307,7 +307,8 @@ def with_limit(limit: str, trigger: Callable[[], Any]) -> Any:
 MISMATCH = "generated layer 0 differs: the file's '{a}' has shape (4, 4) (ring 'global', scale 1), "
 RING_SIZE = "ring 0 ('global' in the file, 'global' in the model): size 5 generating 28 in the file"
 INT_RING = "rings/global has dtype int32; rings must be float16, float32 or float64"
-NO_LAYER = "no Conv, ConvTranspose or Linear layer to generate; check include"
+NO_LAYER = "the model has no convolution, transposed convolution or dense layer to generate"
+FC = conversion.Candidate("fc", "fc.weight", "linear", (2, 2))
 
 # --------------------------------------------------------------------------- the cases
 
@@ -463,7 +464,7 @@ CASES = [
         "scope-unknown",
         "core",
         "`scope='layer'`",
-        lambda tmp: sizing.ring_name("layer", "fc", None),
+        lambda tmp: conversion.ring_name("layer", FC),
         ArgumentError,
         "scope must be 'global', 'block' or a callable, got 'layer'",
     ),
@@ -471,7 +472,7 @@ CASES = [
         "scope-not-a-name",
         "core",
         "a `scope` callable that returns no string",
-        lambda tmp: sizing.ring_name(lambda path, layer: 3, "fc", None),
+        lambda tmp: conversion.ring_name(lambda path, layer: 3, FC),
         ArgumentError,
         "scope returned 3 for 'fc'; return a ring name (str)",
     ),
@@ -879,7 +880,7 @@ CASES = [
             )
         ),
         PlanError,
-        "no Conv, ConvTranspose, DepthwiseConv or Dense layer to generate; check include",
+        NO_LAYER,
     ),
     Case(
         "keras-include-lstm",

@@ -3,7 +3,7 @@
 ``Plan.from_json`` must return a plan that means exactly what the text says
 (read again by Python's json module) or raise a PlanError with a short
 message; plans that claim more generated parameters than any machine holds
-are refused before anything is allocated. ``porting.load`` must match a file's
+are refused before anything is allocated. ``porting.read`` must match a file's
 tensors to the model exactly as its (changed) model description says, or
 raise a RingFileError.
 """
@@ -177,7 +177,7 @@ def test_model_description(original, data):
     def load():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = porting.load(
+            result = porting.read(
                 path, original.plan, list(original.described), list(original.layers)
             )
         return result, caught
@@ -186,7 +186,7 @@ def test_model_description(original, data):
     if isinstance(outcome, BaseException):
         check_error(outcome, RingFileError)
         return
-    (rings, values), caught = outcome
+    (rings, values, _), caught = outcome
     assert all(issubclass(w.category, SettingsWarning) for w in caught), caught
     for name, ring in original.rings.items():
         assert_same_array(rings[name], ring)

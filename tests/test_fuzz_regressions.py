@@ -258,5 +258,5 @@ def test_model_description_is_strict(tmp_path, tensors):
     path.write_bytes(ring_file_bytes(PLAN, {"global": RING}, extras, (), model))
     ours = [porting.Tensor("fc.bias", "fc", "linear", "bias", (3,))]
     with pytest.raises(RingFileFormatError, match="model description is malformed") as info:
-        porting.load(path, PLAN, ours, [])
+        porting.read(path, PLAN, ours, [])
     assert not str(info.value).startswith("\"'")  # the path is quoted once

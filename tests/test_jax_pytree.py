@@ -161,7 +161,7 @@ def test_bad_input_raises_specific_errors() -> None:
             include=lambda path, leaf: True,
             layout="canonical",
         )
-    with pytest.raises(PlanError, match="no leaf"):
+    with pytest.raises(PlanError, match="has no convolution"):
         Generator.from_params({"b": jnp.zeros(3)}, ring_size=3)
     generator = Generator.from_params(params, ring_size=30)
     with pytest.raises(PlanMismatchError, match="ring 'global' has shape"):

@@ -87,7 +87,7 @@ def test_loads_across_names_by_order(torch_file):
     plan, tensors, layers = keras_like()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # identical settings: no warning at all
-        rings, loaded = porting.load(path, plan, tensors, layers)
+        rings, loaded, _ = porting.read(path, plan, tensors, layers)
     assert np.array_equal(rings["global"], ring)
     pairs = {
         "bn/gamma": "bn1.weight",
@@ -105,7 +105,7 @@ def test_loads_across_names_by_order(torch_file):
 def test_native_tensor_comes_back_in_its_own_framework(torch_file):
     path, _, values = torch_file
     plan, tensors, layers = torch_like()
-    _, loaded = porting.load(path, plan, tensors, layers)
+    _, loaded, _ = porting.read(path, plan, tensors, layers)
     assert set(loaded) == {t.name for t in tensors}
     for name, value in values.items():
         assert np.array_equal(loaded[name], value)
@@ -146,7 +146,7 @@ def test_plan_mismatch_names_the_first_difference(torch_file, change, message):
         seed=change.get("seed", 5),
     )
     with pytest.raises(PlanMismatchError, match=message):
-        porting.load(path, plan, tensors, layers)
+        porting.read(path, plan, tensors, layers)
 
 
 def test_extra_slot_is_named(torch_file):
@@ -156,7 +156,7 @@ def test_extra_slot_is_named(torch_file):
         {"c": (8, 3, 3, 3), "d": (8, 8, 3, 3), "e": (2, 2)}, ring_size=40, seed=5
     )
     with pytest.raises(PlanMismatchError, match=r"2 generated layers, the model 3.*'e' \(2, 2\)"):
-        porting.load(path, plan, tensors, layers)
+        porting.read(path, plan, tensors, layers)
 
 
 def test_tensor_shape_mismatch_names_both(torch_file):
@@ -168,7 +168,7 @@ def test_tensor_shape_mismatch_names_both(torch_file):
         match=r"tensor 4 differs: the file's 'fc.weight' .* shape \(10, 8\), "
         r"the model's 'dense/kernel' .* shape \(10, 9\)",
     ):
-        porting.load(path, plan, tensors, layers)
+        porting.read(path, plan, tensors, layers)
 
 
 def test_tensor_role_mismatch(torch_file):
@@ -176,31 +176,31 @@ def test_tensor_role_mismatch(torch_file):
     plan, tensors, layers = keras_like()
     tensors[0], tensors[1] = tensors[1], tensors[0]  # offset before scale: wrong order
     with pytest.raises(PlanMismatchError, match="tensor 0 differs"):
-        porting.load(path, plan, tensors, layers)
+        porting.read(path, plan, tensors, layers)
 
 
 def test_tensor_count_mismatch(torch_file):
     path, _, _ = torch_file
     plan, tensors, layers = keras_like()
     with pytest.raises(PlanMismatchError, match=r"'fc.bias' \(linear bias\) \(10,\) has no"):
-        porting.load(path, plan, tensors[:-1], layers)
+        porting.read(path, plan, tensors[:-1], layers)
     extra = [*tensors, Tensor("head/bias", "head", "linear", "bias", (3,))]
     with pytest.raises(PlanMismatchError, match=r"model's 'head/bias'"):
-        porting.load(path, plan, extra, layers)
+        porting.read(path, plan, extra, layers)
 
 
 def test_settings_warning_names_the_layer(torch_file):
     path, _, _ = torch_file
     plan, tensors, layers = keras_like(eps=1e-3)
     with pytest.warns(SettingsWarning, match=r"norm layer 'bn' \(the file's 'bn1'\).*eps 1e-05"):
-        porting.load(path, plan, tensors, layers)
+        porting.read(path, plan, tensors, layers)
 
 
 def test_settings_warning_when_counts_differ(torch_file):
     path, _, _ = torch_file
     plan, tensors, layers = keras_like()
     with pytest.warns(SettingsWarning, match="describes 1 conv layers, the model has 0"):
-        porting.load(path, plan, tensors, layers[1:])
+        porting.read(path, plan, tensors, layers[1:])
 
 
 def test_model_description_is_checksummed(torch_file):
@@ -219,23 +219,23 @@ def test_malformed_description_is_a_format_error(tmp_path):
     path = tmp_path / "bad.safetensors"
     ringfile.save(path, plan, plan.init_ring(), {"b": np.zeros(2)}, model='{"format": 3}')
     with pytest.raises(RingFileFormatError, match="model description is malformed"):
-        porting.load(path, plan, [Tensor("b", "fc", "linear", "bias", (2,))], [])
+        porting.read(path, plan, [Tensor("b", "fc", "linear", "bias", (2,))], [])
     listed = porting.describe([Tensor("c", "fc", "linear", "bias", (2,))], [])
     ringfile.save(path, plan, plan.init_ring(), {"b": np.zeros(2)}, model=listed)
     with pytest.raises(RingFileFormatError, match="does not list exactly its tensors"):
-        porting.load(path, plan, [Tensor("b", "fc", "linear", "bias", (2,))], [])
+        porting.read(path, plan, [Tensor("b", "fc", "linear", "bias", (2,))], [])
 
 
 def test_file_without_description_matches_by_name(tmp_path):
     plan = rpgcore.Plan.build({"w": (2, 2)}, ring_size=3)
     path = tmp_path / "plain.safetensors"
     rpgcore.save(path, plan, plan.init_ring(), {"b": np.arange(2.0)})
-    _, values = porting.load(path, plan, [Tensor("b", "fc", "linear", "bias", (2,))], [])
+    _, values, _ = porting.read(path, plan, [Tensor("b", "fc", "linear", "bias", (2,))], [])
     assert values["b"].tolist() == [0.0, 1.0]
     with pytest.raises(PlanMismatchError, match=r"missing \['c'\], unknown \['b'\]"):
-        porting.load(path, plan, [Tensor("c", "fc", "linear", "bias", (2,))], [])
+        porting.read(path, plan, [Tensor("c", "fc", "linear", "bias", (2,))], [])
     with pytest.raises(PlanMismatchError, match=r"'b' has shape \(2,\) in the file, \(3,\)"):
-        porting.load(path, plan, [Tensor("b", "fc", "linear", "bias", (3,))], [])
+        porting.read(path, plan, [Tensor("b", "fc", "linear", "bias", (3,))], [])
 
 
 def test_save_checks_values(tmp_path):

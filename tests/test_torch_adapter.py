@@ -181,7 +181,7 @@ def test_dof_scope_and_errors() -> None:
         rpg.rpgify(rpg.models.small_resnet())
     with pytest.raises(rpgcore.errors.ArgumentError, match="converted already"):
         rpg.rpgify(model, ring_size=10)
-    with pytest.raises(rpgcore.errors.PlanError, match="no Conv"):
+    with pytest.raises(rpgcore.errors.PlanError, match="has no convolution"):
         rpg.rpgify(nn.Sequential(nn.ReLU()), ring_size=10)
     with pytest.raises(rpgcore.errors.ArgumentError, match="not an RPG model"):
         rpg.plan_of(nn.Linear(2, 2))

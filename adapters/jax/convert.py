@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -38,16 +38,25 @@ from rpgcore.adapters.jax.bank import RingBank, RingIndex
 from rpgcore.adapters.jax.generator import canonical_shape, native_indices
 from rpgcore.adapters.jax.layers import (
     GENERATED_TYPES,
+    kind_of,
     layout_of,
     modules_by_path,
     own_variables,
     walk,
 )
-from rpgcore.errors import ArgumentError, PlanError
+from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
+from rpgcore.errors import ArgumentError
 from rpgcore.plan import Plan
-from rpgcore.sizing import ring_name, ring_sizes, selected
 
-__all__ = ["BANK", "GENERATED_TYPES", "generated_layers", "materialize", "plan_of", "rpgify"]
+__all__ = [
+    "BANK",
+    "GENERATED_TYPES",
+    "candidates",
+    "generated_layers",
+    "materialize",
+    "plan_of",
+    "rpgify",
+]
 
 BANK = "rpg_bank"
 """The attribute under which the model and its generated layers hold the shared bank."""
@@ -133,39 +142,42 @@ def generated_layers(model: nnx.Module) -> list[tuple[str, nnx.Module]]:
     return [(path, modules[path]) for path in paths]
 
 
-def _default_include(candidates: list[tuple[str, nnx.Module]]) -> set[str]:
-    """Everything but the final classifier: the last ``Linear`` in creation order."""
-    linears = [path for path, layer in candidates if isinstance(layer, nnx.Linear)]
-    return {path for path, _ in candidates} - set(linears[-1:])
+def candidates(model: nnx.Module) -> list[Candidate]:
+    """The layers of ``model`` whose ``kernel`` rpgify can generate, in creation order.
 
+    Args:
+        model: an NNX module (a layer reachable by several paths is listed once).
 
-def _chosen(
-    model: nnx.Module, include: Callable[[str, nnx.Module], bool] | Collection[str] | None
-) -> list[tuple[str, nnx.Module]]:
-    candidates = [
-        (path, layer)
-        for path, layer in walk(model)
-        if isinstance(layer, GENERATED_TYPES) and path and not _is_generated(layer)
-    ]
-    if include is None:
-        chosen = _default_include(candidates)
-    elif callable(include):
-        chosen = {path for path, layer in candidates if include(path, layer)}
-    else:
-        chosen = selected(
-            include,
-            {path for path, _ in candidates},
-            dict(walk(model)),
-            "nnx.Conv, nnx.ConvTranspose and nnx.Linear",
+    Returns:
+        One :class:`rpgcore.conversion.Candidate` per ``nnx.Conv``,
+        ``nnx.ConvTranspose`` and ``nnx.Linear`` layer not generated already.
+
+    Example:
+        >>> from flax import nnx
+        >>> layer = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+        >>> [(c.slot, c.shape) for c in candidates(nnx.Sequential(layer))]
+        [('layers.0.kernel', (2, 3))]
+
+    """
+    found = []
+    for path, layer in walk(model):
+        if not isinstance(layer, GENERATED_TYPES) or not path or _is_generated(layer):
+            continue
+        kernel = vars(layer).get(KERNEL)
+        layout = layout_of(layer)
+        if isinstance(kernel, nnx.Variable):
+            problem, shape = "", canonical_shape(tuple(kernel[...].shape), layout)
+        else:
+            problem, shape = "it holds no kernel variable", ()
+        found.append(
+            Candidate(path, path + SUFFIX, kind_of(layer), shape, layer, layout, problem=problem)
         )
-    layers = [(path, layer) for path, layer in candidates if path in chosen]
-    if not layers:
-        raise PlanError("no Conv, ConvTranspose or Linear layer to generate; check include")
-    return layers
+    return found
 
 
-def _ordinary_count(model: nnx.Module, kernels: set[int]) -> int:
+def _ordinary_count(model: nnx.Module, chosen: Sequence[Candidate]) -> int:
     """Trainable parameters outside the chosen kernels (shared variables counted once)."""
+    kernels = {id(_kernel_variable(c.layer)) for c in chosen}
     seen: set[int] = set()
     total = 0
     for _, module in walk(model):
@@ -176,44 +188,32 @@ def _ordinary_count(model: nnx.Module, kernels: set[int]) -> int:
     return total
 
 
-def rpgify(
-    model: nnx.Module,
-    *,
-    ring_size: int | Mapping[str, int] | None = None,
-    dof: int | None = None,
-    seed: int = 0,
-    mode: str = "perm_sign",
-    scope: str | Callable[[str, nnx.Module], str] = "global",
-    include: Callable[[str, nnx.Module], bool] | Collection[str] | None = None,
-) -> nnx.Module:
+@rpgify_verb
+def rpgify(model: nnx.Module, options: Options) -> nnx.Module:
     """Convert an NNX model in place so that its kernels are generated from rings.
 
+    The arguments are every adapter's (:class:`rpgcore.conversion.Rpgify`),
+    and :func:`rpgcore.conversion.convert` chooses the layers, rings and
+    sizes, the same rules in every framework. The candidates are the
+    ``nnx.Conv``, ``nnx.ConvTranspose`` and ``nnx.Linear`` layers, in the
+    order the model created them (a layer reachable by several paths is
+    converted once); ``scope="block"`` gives one ring per top-level child.
+    ``backward="add"`` (JAX's own derivative of the gathers) is the only
+    ring-gradient method of this adapter yet; the pytree
+    :class:`~rpgcore.adapters.jax.Generator` also offers ``"gather"``.
+
     Args:
-        model: any ``nnx.Module``; its ``nnx.Conv``, ``nnx.ConvTranspose`` and
-            ``nnx.Linear`` layers are candidates, in the order the model
-            created them (a layer reachable by several paths is converted once).
-        ring_size: ring entries: one int for every ring, or ring name to size.
-        dof: instead of ``ring_size``: trainable parameters wanted in total;
-            the rings share what the ordinary parameters leave, in proportion
-            to the parameters each generates.
-        seed: the plan's seed, ``0 <= seed < 2**64``.
-        mode: ``perm_sign``, ``perm``, ``sign`` or ``none``.
-        scope: ``"global"`` (one ring), ``"block"`` (one ring per top-level
-            child: the paper's block-level RPG), or a callable
-            ``(path, layer) -> ring name``.
-        include: ``(path, layer) -> bool`` choosing among the candidates, or
-            a list of layer paths to generate (each must be a candidate); by
-            default all candidates but the last ``nnx.Linear`` (the classifier).
+        model: any ``nnx.Module``.
+        options: the keyword arguments of :class:`rpgcore.conversion.Rpgify`.
 
     Returns:
         ``model`` itself, converted: ``model.rpg_bank`` holds the plan and the rings.
 
     Raises:
-        ArgumentError: the model is converted already, a bad scope, both or
-            neither of ``ring_size`` and ``dof``, a ``dof`` that leaves
-            nothing for the rings, or an ``include`` list naming a layer that
-            is not a candidate (``nnx.Embed``, ``nnx.LSTMCell``) or that the
-            model lacks.
+        ArgumentError: the model is converted already, a bad scope or
+            backward, both or neither of ``ring_size`` and ``dof``, a ``dof``
+            that leaves nothing for the rings, or an ``include`` list naming a
+            layer that is not a candidate (``nnx.Embed``) or that the model lacks.
         PlanError: no layer to generate, or bad plan arguments.
 
     Example:
@@ -228,31 +228,31 @@ def rpgify(
     """
     if not isinstance(model, nnx.Module):
         raise ArgumentError(f"rpgify converts an nnx.Module, got {type(model).__name__}")
+    if options.backward != "add":
+        raise ArgumentError(
+            f"backward={options.backward!r}: the NNX adapter computes the ring gradient with "
+            "backward='add' only"
+        )
     if _bank(model) is not None or any(_is_generated(layer) for _, layer in walk(model)):
         raise ArgumentError("the model is converted already (it has a plan); convert a fresh one")
     order = tuple(path for path, _ in walk(model))
-    layers = _chosen(model, include)
-    slots: dict[str, tuple[int, ...]] = {}
-    groups: dict[str, str] = {}
-    generated: dict[str, int] = {}
-    for path, layer in layers:
-        kernel = _kernel_variable(layer)[...]
-        slot = path + SUFFIX
-        slots[slot] = canonical_shape(kernel.shape, layout_of(layer))
-        groups[slot] = ring_name(scope, path, layer)
-        generated[groups[slot]] = generated.get(groups[slot], 0) + math.prod(slots[slot])
-    ordinary = _ordinary_count(model, {id(_kernel_variable(layer)) for _, layer in layers})
-    sizes = ring_sizes(generated, ring_size, dof, ordinary=ordinary)
-    plan = Plan.build(slots, ring_size=sizes, seed=seed, mode=mode, groups=groups)
-    dtype = _kernel_variable(layers[0][1])[...].dtype
+    conversion = convert(
+        candidates(model),
+        options,
+        ordinary=lambda chosen: _ordinary_count(model, chosen),
+        layers=dict(walk(model)),
+    )
+    plan = conversion.plan
+    dtype = _kernel_variable(conversion.chosen[0].layer)[...].dtype
     bank = RingBank(plan, dtype=dtype, order=order)
-    for path, layer in layers:
-        index = native_indices(plan, path + SUFFIX, layout_of(layer))
+    for candidate in conversion.chosen:
+        layer = candidate.layer
+        index = native_indices(plan, candidate.slot, candidate.layout)
         delattr(layer, KERNEL)
         layer.__class__ = _generated_class(type(layer))
         setattr(layer, BANK, bank)
         setattr(layer, INDEX, RingIndex(jnp.asarray(index)))
-        setattr(layer, SLOT, path + SUFFIX)
+        setattr(layer, SLOT, candidate.slot)
     setattr(model, BANK, bank)
     return model
 

@@ -37,17 +37,13 @@ from numpy.typing import NDArray
 from rpgcore.adapters.jax.bank import RingBank, RingIndex
 from rpgcore.adapters.jax.generator import canonical_shape, from_native, to_native
 from rpgcore.adapters.jax.layers import GENERATED_TYPES, kind_of, layout_of, own_variables, walk
-from rpgcore.adapters.jax.norm import torch_momentum
-from rpgcore.errors import ArgumentError
-from rpgcore.porting import Layer, Tensor, padding_pairs
+from rpgcore.describing import conv_settings, norm_settings, rank, role
+from rpgcore.porting import Layer, Tensor
 
 __all__ = ["Entry", "entries", "layers", "read", "write"]
 
 NORMS: tuple[type[nnx.Module], ...] = (nnx.BatchNorm, nnx.LayerNorm, nnx.GroupNorm)
 """Normalisation layers (PyTorch's ``BatchNorm*``, ``LayerNorm``, ``GroupNorm``)."""
-_NORM_ROLES = {"scale": "scale", "bias": "offset", "mean": "mean", "var": "var"}
-_ORDER = {"kernel": 0, "scale": 0, "bias": 1, "mean": 2, "var": 3}
-"""PyTorch's order inside a layer: weight, bias, running mean, running variance."""
 
 
 @dataclass(frozen=True)
@@ -70,14 +66,6 @@ def _kind(module: nnx.Module) -> str:
     if isinstance(module, GENERATED_TYPES):
         return kind_of(module)
     return "norm" if isinstance(module, NORMS) else "other"
-
-
-def _role(kind: str, attribute: str) -> str:
-    if kind == "norm":
-        return _NORM_ROLES.get(attribute, "native")
-    if kind in ("conv", "conv_transpose", "linear"):
-        return {"kernel": "weight", "bias": "bias"}.get(attribute, "native")
-    return "weight"
 
 
 def _order(model: nnx.Module) -> tuple[str, ...]:
@@ -112,7 +100,7 @@ def entries(model: nnx.Module) -> list[Entry]:
             continue
         kind = _kind(module)
         own = [(name, v) for name, v in own_variables(module) if _described(v)]
-        own.sort(key=lambda item: (_ORDER.get(item[0], len(_ORDER)), item[0]))
+        own.sort(key=lambda item: (rank(role(kind, item[0])), item[0]))
         for name, variable in own:
             if id(variable) in seen:
                 continue
@@ -126,7 +114,7 @@ def entries(model: nnx.Module) -> list[Entry]:
                 f"{path}.{name}" if path else name,
                 path,
                 kind,
-                _role(kind, name),
+                role(kind, name),
                 shape,
                 not isinstance(variable, nnx.Param),
             )
@@ -142,38 +130,27 @@ def _per_dimension(value: Any, dims: int) -> list[int]:
     return [int(v) for v in value]
 
 
-def _conv_settings(layer: nnx.Conv | nnx.ConvTranspose) -> dict[str, Any]:
-    kernel = tuple(layer.kernel_size)
-    stride = _per_dimension(layer.strides, len(kernel))
-    dilation = _per_dimension(layer.kernel_dilation, len(kernel))
-    padding: Any = layer.padding
-    if isinstance(padding, int):
-        padding = [padding] * len(kernel)
-    try:
-        spelled: Any = padding_pairs(padding, kernel, stride, dilation)
-    except (ArgumentError, TypeError):  # Flax's own modes: CIRCULAR, REFLECT, CAUSAL
-        spelled = str(padding).lower()
-    return {
-        "stride": stride,
-        "dilation": dilation,
-        "groups": int(getattr(layer, "feature_group_count", 1)),  # ConvTranspose has none
-        "padding": spelled,
-    }
-
-
 def _settings(module: nnx.Module) -> dict[str, Any] | None:
     """A layer's settings as the PyTorch adapter writes them, or ``None`` for other modules."""
     if isinstance(module, nnx.Conv | nnx.ConvTranspose):
-        return _conv_settings(module)
+        kernel = tuple(module.kernel_size)
+        padding: Any = module.padding
+        return conv_settings(
+            kernel=kernel,
+            stride=_per_dimension(module.strides, len(kernel)),
+            dilation=_per_dimension(module.kernel_dilation, len(kernel)),
+            groups=int(getattr(module, "feature_group_count", 1)),  # ConvTranspose has none
+            padding=[padding] * len(kernel) if isinstance(padding, int) else padding,
+        )
     if isinstance(module, nnx.Linear):
         return {}
     epsilon = float(getattr(module, "epsilon", 0.0))
     if isinstance(module, nnx.BatchNorm):
-        return {"eps": epsilon, "momentum": torch_momentum(module)}
+        return norm_settings(epsilon, batch=True, decay=float(module.momentum))
     if isinstance(module, nnx.GroupNorm):
-        return {"eps": epsilon, "groups": int(module.num_groups)}
+        return norm_settings(epsilon, groups=int(module.num_groups))
     if isinstance(module, nnx.LayerNorm):
-        return {"eps": epsilon}
+        return norm_settings(epsilon)
     return None
 
 

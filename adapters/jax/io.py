@@ -28,16 +28,58 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from numpy.typing import NDArray
 
-from rpgcore import porting
+from rpgcore import modelfile
 from rpgcore.adapters.jax import describe
 from rpgcore.adapters.jax.convert import BANK, plan_of
+from rpgcore.plan import Plan
 
-__all__ = ["load", "save"]
+__all__ = ["View", "load", "save"]
+
+
+class View(modelfile.Described):
+    """A converted NNX model as the core sees it (:class:`rpgcore.modelfile.ModelView`).
+
+    Args:
+        model: a model converted by :func:`~rpgcore.adapters.jax.convert.rpgify`.
+
+    Raises:
+        ArgumentError: the model is not converted.
+
+    """
+
+    def __init__(self, model: nnx.Module) -> None:
+        self.entries = describe.entries(model)
+        tensors = [entry.tensor for entry in self.entries]
+        super().__init__(plan_of(model), tensors, describe.layers(model))
+        self.bank = getattr(model, BANK)
+
+    def rings(self) -> dict[str, NDArray[Any]]:
+        """The rings, as numpy arrays."""
+        return {name: np.asarray(self.bank.ring(name)[...]) for name in self.plan().ring_sizes}
+
+    def read(self) -> dict[str, NDArray[Any]]:
+        """Every described variable in the canonical layout."""
+        return {entry.tensor.name: describe.read(entry) for entry in self.entries}
+
+    def write(
+        self, plan: Plan, rings: Mapping[str, NDArray[Any]], values: Mapping[str, NDArray[Any]]
+    ) -> None:
+        """Set the rings and variables (each in its own dtype and layout) and take the plan."""
+        for name, ring in rings.items():
+            variable = self.bank.ring(name)
+            variable[...] = jnp.asarray(ring, dtype=variable[...].dtype)
+        for entry in self.entries:
+            if entry.tensor.name in values:
+                describe.write(entry, values[entry.tensor.name])
+        self.bank.plan = plan
 
 
 def save(model: nnx.Module, path: str | os.PathLike[str]) -> None:
@@ -58,17 +100,11 @@ def save(model: nnx.Module, path: str | os.PathLike[str]) -> None:
         >>> save(model, os.path.join(tempfile.mkdtemp(), "m.rpg.safetensors"))
 
     """
-    plan = plan_of(model)
-    bank = getattr(model, BANK)
-    rings = {name: np.asarray(bank.ring(name)[...]) for name in plan.ring_sizes}
-    entries = describe.entries(model)
-    values = {entry.tensor.name: describe.read(entry) for entry in entries}
-    tensors = [entry.tensor for entry in entries]
-    porting.save(path, plan, rings, tensors, values, describe.layers(model))
+    modelfile.save(View(model), path)
 
 
 def load(model: nnx.Module, path: str | os.PathLike[str]) -> None:
-    """Fill a converted model from a ring file written by any adapter.
+    """Fill a converted model from a ring file written by any adapter (see rpgcore.modelfile).
 
     Args:
         model: a model of the same architecture, converted with the same
@@ -76,13 +112,8 @@ def load(model: nnx.Module, path: str | os.PathLike[str]) -> None:
         path: the ring file.
 
     Raises:
-        PlanMismatchError: the file's plan or tensors do not fit the model;
-            the message names the first difference and both shapes.
+        PlanMismatchError: the file's plan or tensors do not fit the model.
         RingFileError: the file is missing or damaged.
-
-    Warns:
-        SettingsWarning: a layer's settings (padding, stride, batch norm eps
-            or momentum) differ between the file and the model.
 
     Example:
         >>> import os, tempfile
@@ -92,15 +123,4 @@ def load(model: nnx.Module, path: str | os.PathLike[str]) -> None:
         >>> load(rpgify(models.small_resnet(width=4), ring_size=300, seed=2), path)
 
     """
-    plan = plan_of(model)
-    entries = describe.entries(model)
-    rings, values = porting.load(
-        path, plan, [entry.tensor for entry in entries], describe.layers(model)
-    )
-    bank = getattr(model, BANK)
-    for name, ring in rings.items():
-        variable = bank.ring(name)
-        variable[...] = jnp.asarray(ring, dtype=variable[...].dtype)
-    for entry in entries:
-        if entry.tensor.name in values:
-            describe.write(entry, values[entry.tensor.name])
+    modelfile.load(View(model), path)

@@ -34,26 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["BatchNorm", "torch_momentum"]
-
-
-def torch_momentum(layer: nnx.BatchNorm) -> float:
-    """A Flax batch norm's momentum in PyTorch's convention (weight of the new statistic).
-
-    Args:
-        layer: any ``nnx.BatchNorm``.
-
-    Returns:
-        ``1 - layer.momentum``, rounded to 12 significant digits so that
-        Flax's 0.9 reads as PyTorch's 0.1 exactly.
-
-    Example:
-        >>> from flax import nnx
-        >>> torch_momentum(nnx.BatchNorm(4, momentum=0.9, rngs=nnx.Rngs(0)))
-        0.1
-
-    """
-    return float(f"{1.0 - float(layer.momentum):.12g}")
+__all__ = ["BatchNorm"]
 
 
 class BatchNorm(nnx.BatchNorm):
@@ -68,8 +49,8 @@ class BatchNorm(nnx.BatchNorm):
     Example:
         >>> from flax import nnx
         >>> bn = BatchNorm(4, rngs=nnx.Rngs(0))
-        >>> bn.momentum, torch_momentum(bn), bn.epsilon
-        (0.9, 0.1, 1e-05)
+        >>> bn.momentum, bn.epsilon  # Flax's decay, for PyTorch's momentum 0.1
+        (0.9, 1e-05)
 
     """
 

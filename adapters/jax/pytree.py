@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import jax
@@ -43,9 +43,9 @@ import numpy as np
 
 from rpgcore.adapters.jax.gather import expand_slots, inverse_indices
 from rpgcore.adapters.jax.generator import LAYOUTS, canonical_shape, native_indices
-from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
+from rpgcore.conversion import Candidate, Options, convert
+from rpgcore.errors import ArgumentError, PlanMismatchError
 from rpgcore.plan import Plan
-from rpgcore.sizing import ring_name, ring_sizes
 
 __all__ = ["BACKWARDS", "KERNEL_NAMES", "Generator"]
 
@@ -77,14 +77,8 @@ def _last_name(path: str) -> str:
     return path.rsplit(".", 1)[-1]
 
 
-def _default_include(named: list[tuple[str, Any]]) -> set[str]:
-    candidates = [
-        path
-        for path, leaf in named
-        if _floating(leaf) and leaf.ndim >= 2 and _last_name(path) in KERNEL_NAMES
-    ]
-    dense = [path for path, leaf in named if path in candidates and leaf.ndim == 2]
-    return set(candidates) - set(dense[-1:])
+def _kernel_named(path: str, leaf: Any) -> bool:
+    return _floating(leaf) and leaf.ndim >= 2 and _last_name(path) in KERNEL_NAMES
 
 
 def _layout(layout: str | Callable[[str, Any], str] | None, path: str, leaf: Any) -> str:
@@ -104,6 +98,19 @@ def _layout(layout: str | Callable[[str, Any], str] | None, path: str, leaf: Any
             f"layout {chosen!r} for leaf {path!r} is unknown; use one of {', '.join(LAYOUTS)}"
         )
     return chosen
+
+
+def _candidate(path: str, leaf: Any, layout: str | Callable[[str, Any], str] | None) -> Candidate:
+    """A leaf as a candidate; what stops it from being generated is its problem."""
+    shape = tuple(int(n) for n in leaf.shape) if hasattr(leaf, "shape") else ()
+    kind = "linear" if len(shape) <= 2 else "conv"
+    if not _floating(leaf):
+        return Candidate(path, path, kind, shape, leaf, problem="it is not a floating array")
+    try:
+        native = _layout(layout, path, leaf)
+    except ArgumentError as error:
+        return Candidate(path, path, kind, shape, leaf, problem=str(error))
+    return Candidate(path, path, kind, canonical_shape(shape, native), leaf, native)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -156,8 +163,9 @@ class Generator:
         seed: int = 0,
         mode: str = "perm_sign",
         scope: str | Callable[[str, Any], str] = "global",
-        include: Callable[[str, Any], bool] | None = None,
+        include: Callable[[str, Any], bool] | Collection[str] | None = None,
         layout: str | Callable[[str, Any], str] | None = None,
+        init: Mapping[str, str] | None = None,
         backward: str = "add",
     ) -> Generator:
         """Plan the generation of ``params``' kernels.
@@ -172,13 +180,17 @@ class Generator:
             mode: ``perm_sign``, ``perm``, ``sign`` or ``none``.
             scope: ``"global"``, ``"block"`` (one ring per first path
                 component) or a callable ``(path, leaf) -> ring name``.
-            include: ``(path, leaf) -> bool`` choosing the floating leaves to
-                generate; by default every leaf of two or more dimensions
-                named ``weight``, ``kernel`` or ``w``, but the last 2-D one.
+            include: ``(path, leaf) -> bool`` choosing the leaves to generate,
+                or a list of leaf paths; by default every floating leaf of two
+                or more dimensions named ``weight``, ``kernel`` or ``w``, but
+                the classifier (the last 2-D one: :func:`rpgcore.conversion.classifier`).
             layout: the leaves' layout, one of
                 :data:`~rpgcore.adapters.jax.generator.LAYOUTS`, or a callable
                 ``(path, leaf) -> layout``; by default from the leaf's name
                 (:data:`KERNEL_NAMES`).
+            init: layer kind to initialisation rule, over
+                :data:`rpgcore.conversion.DEFAULT_INIT` (a 2-D leaf is ``linear``,
+                a larger one ``conv``).
             backward: ``"add"`` (JAX's derivative of the gather) or
                 ``"gather"`` (the spec's inverse gather and ordered block
                 sum: the ring gradient is bitwise :meth:`rpgcore.Plan.contract`,
@@ -203,38 +215,24 @@ class Generator:
         """
         if backward not in BACKWARDS:
             raise ArgumentError(f"backward={backward!r}: use one of {', '.join(BACKWARDS)}")
+        if isinstance(layout, str) and layout not in LAYOUTS:
+            raise ArgumentError(f"layout {layout!r} is unknown; use one of {', '.join(LAYOUTS)}")
         named, treedef = _leaves(params)
-        if include is None:
-            chosen = _default_include(named)
-        else:
-            chosen = {path for path, leaf in named if leaf is not None and include(path, leaf)}
-        slots: dict[str, tuple[int, ...]] = {}
-        groups: dict[str, str] = {}
-        layouts: list[str] = []
-        positions: list[int] = []
-        generated: dict[str, int] = {}
-        ordinary = 0
-        for position, (path, leaf) in enumerate(named):
-            if path not in chosen:
-                ordinary += math.prod(leaf.shape) if _floating(leaf) else 0
-                continue
-            if not _floating(leaf):
-                raise ArgumentError(
-                    f"leaf {path!r} is not a floating array; it cannot be generated"
-                )
-            native = _layout(layout, path, leaf)
-            slots[path] = canonical_shape(tuple(leaf.shape), native)
-            groups[path] = ring_name(scope, path, leaf)
-            generated[groups[path]] = generated.get(groups[path], 0) + math.prod(leaf.shape)
-            layouts.append(native)
-            positions.append(position)
-        if not slots:
-            raise PlanError("no leaf to generate; check include (or name kernels weight/kernel/w)")
-        sizes = ring_sizes(generated, ring_size, dof, ordinary=ordinary)
-        plan = Plan.build(slots, ring_size=sizes, seed=seed, mode=mode, groups=groups)
+        found = [
+            _candidate(path, leaf, layout)
+            for path, leaf in named
+            if leaf is not None and (include is not None or _kernel_named(path, leaf))
+        ]
+        floating = sum(math.prod(leaf.shape) for _, leaf in named if _floating(leaf))
+        options = Options(ring_size, dof, seed, mode, scope, include, init, backward)
+        conversion = convert(
+            found, options, ordinary=lambda chosen: floating - sum(c.size for c in chosen)
+        )
+        plan = conversion.plan
+        positions = {path: i for i, (path, _) in enumerate(named)}
+        layouts = [c.layout for c in conversion.chosen]
         indices = tuple(
-            jnp.asarray(native_indices(plan, name, native))
-            for name, native in zip(plan.slot_names, layouts, strict=True)
+            jnp.asarray(native_indices(plan, c.slot, c.layout)) for c in conversion.chosen
         )
         inverse = None
         if backward == "gather":
@@ -244,7 +242,8 @@ class Generator:
                 )
                 for ring in plan.rings
             )
-        return cls(plan, treedef, tuple(positions), tuple(layouts), indices, inverse)
+        positions_chosen = tuple(positions[c.slot] for c in conversion.chosen)
+        return cls(plan, treedef, positions_chosen, tuple(layouts), indices, inverse)
 
     @staticmethod
     def _ring_layouts(plan: Plan, layouts: list[str] | tuple[str, ...], ring: str) -> list[str]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -46,15 +46,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rpgcore import _atomic, loop, safetensors_io, training
 from rpgcore.adapters.jax import describe, models
 from rpgcore.adapters.jax.bank import RingIndex
-from rpgcore.adapters.jax.convert import BANK, plan_of, rpgify
+from rpgcore.adapters.jax.convert import BANK, rpgify
 from rpgcore.adapters.jax.io import save as save_ring_file
 from rpgcore.adapters.jax.steps import forward, sgd_step
 from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError, ResumeError
-from rpgcore.training import MODELS, EpochRecord, Progress, TrainConfig, TrainResult, score
+from rpgcore.plan import Plan
+from rpgcore.training import MODELS, TrainConfig
+from rpgcore.verbs import Verbs
 
 __all__ = [
     "MODELS",
@@ -69,135 +70,6 @@ __all__ = [
 ]
 
 
-def build_model(name: str, data: Dataset, *, width: int = 16, seed: int = 0) -> nnx.Module:
-    """A reference network for ``data``'s image shape and class count.
-
-    Args:
-        name: one of :data:`MODELS`; the ResNet-18/34 get the CIFAR stem for
-            inputs up to 64 pixels wide and the ImageNet stem above.
-        data: the dataset (its channels and classes size the network).
-        width: first-stage width of ``small_resnet``.
-        seed: seeds the initialisation (``nnx.Rngs(seed)``).
-
-    Returns:
-        A fresh, randomly initialised module.
-
-    Raises:
-        ArgumentError: an unknown name.
-
-    Example:
-        >>> x = np.zeros((4, 28, 28, 1), np.float32)
-        >>> data = Dataset("d", x, np.arange(4), x, np.arange(4), classes=4, source="memory")
-        >>> build_model("small_resnet", data, width=4).fc.out_features
-        4
-
-    """
-    module: nnx.Module = training.build_model(models, name, data, width=width, rngs=nnx.Rngs(seed))
-    return module
-
-
-def prepare(
-    name: str,
-    data: Dataset,
-    *,
-    width: int = 16,
-    ring_size: int | Mapping[str, int] | None = None,
-    dof: int | None = None,
-    mode: str = "perm_sign",
-    scope: str = "global",
-    seed: int = 0,
-) -> nnx.Module:
-    """A seeded reference network for ``data``, converted to RPG unless no size is given.
-
-    Args:
-        name: one of :data:`MODELS`.
-        data: the dataset.
-        width: first-stage width of ``small_resnet``.
-        ring_size: ring entries, or ring name to entries (one of ``ring_size`` and
-            ``dof``, or neither for vanilla).
-        dof: trainable parameters wanted.
-        mode: the generator mode.
-        scope: ``"global"`` or ``"block"``.
-        seed: seeds the initialisation and the plan.
-
-    Returns:
-        The model.
-
-    Raises:
-        ArgumentError: an unknown model, or sizes :func:`rpgify` refuses.
-
-    Example:
-        >>> x = np.zeros((4, 28, 28, 1), np.float32)
-        >>> data = Dataset("d", x, np.arange(4), x, np.arange(4), classes=4, source="memory")
-        >>> count_parameters(prepare("small_resnet", data, width=4, dof=3000))
-        (3000, 5040)
-
-    """
-    model = build_model(name, data, width=width, seed=seed)
-    if ring_size is None and dof is None:
-        return model
-    return rpgify(model, ring_size=ring_size, dof=dof, seed=seed, mode=mode, scope=scope)
-
-
-def _is_rpg(model: nnx.Module) -> bool:
-    return BANK in vars(model)
-
-
-def _size(state: Any) -> int:
-    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(state))
-
-
-def count_parameters(model: nnx.Module) -> tuple[int, int]:
-    """Trainable parameters (DoF) and the parameters of the same network without RPG.
-
-    Args:
-        model: an RPG or plain model.
-
-    Returns:
-        ``(dof, dense)``: for a plain model both are its ``nnx.Param`` count
-        (a shared variable counted once).
-
-    Example:
-        >>> layers = nnx.Sequential(nnx.Linear(8, 8, rngs=nnx.Rngs(0)),
-        ...                         nnx.Linear(8, 2, rngs=nnx.Rngs(0)))
-        >>> count_parameters(rpgify(layers, ring_size=10))
-        (36, 90)
-
-    """
-    dof = _size(nnx.state(model, nnx.Param))
-    if not _is_rpg(model):
-        return dof, dof
-    plan = plan_of(model)
-    return dof, dof - plan.ring_parameters + plan.generated_size
-
-
-def save(model: nnx.Module, path: str | os.PathLike[str]) -> None:
-    """Write a checkpoint atomically: a ring file for an RPG model, plain safetensors otherwise.
-
-    A plain model's file holds every variable under its path, in the
-    canonical (PyTorch) layout.
-
-    Args:
-        model: the model.
-        path: the destination file.
-
-    Raises:
-        RingFileError: the file cannot be written.
-
-    Example:
-        >>> import tempfile
-        >>> save(nnx.Linear(2, 1, rngs=nnx.Rngs(0)),
-        ...      os.path.join(tempfile.mkdtemp(), "plain.safetensors"))
-
-    """
-    if _is_rpg(model):
-        save_ring_file(model, path)
-        return
-    tensors = {entry.tensor.name: describe.read(entry) for entry in describe.entries(model)}
-    blob = safetensors_io.encode(tensors, {"format": "flax"})
-    _atomic.write_atomically(path, [blob])
-
-
 def _device(name: str) -> jax.Device:
     kind, _, number = name.partition(":")
     platform = {"cuda": "gpu", "rocm": "gpu"}.get(kind, kind)
@@ -210,69 +82,6 @@ def _device(name: str) -> jax.Device:
             "with a CUDA-enabled jax"
         ) from None
     return device
-
-
-def logits(
-    model: nnx.Module, x: np.ndarray, *, batch_size: int = 512, device: str = "cpu"
-) -> np.ndarray:
-    """The model's outputs for channels-last images, as every adapter's ``logits`` gives them.
-
-    Args:
-        model: the model (switched to eval mode: running statistics; left there, as
-            :func:`fit` leaves it).
-        x: images ``(n, H, W, C)`` float32, as :mod:`rpgcore.data` loads them.
-        batch_size: examples per forward (one compiled program per batch shape).
-        device: where to compute (``cpu``, ``gpu``, ``cuda:1``, ...).
-
-    Returns:
-        ``(n, classes)`` float32 logits.
-
-    Raises:
-        ArgumentError: an unusable device.
-
-    Example:
-        >>> logits(nnx.Linear(4, 3, rngs=nnx.Rngs(0)), np.zeros((5, 4), np.float32)).shape
-        (5, 3)
-
-    """
-    target = _device(device)
-    model.eval()  # type: ignore[no-untyped-call]
-    graphdef, state = nnx.split(model)
-    state = jax.device_put(state, target)
-    outputs = [
-        np.asarray(forward(graphdef, state, jax.device_put(x[start : start + batch_size], target)))
-        for start in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, 0), np.float32)
-
-
-def evaluate(
-    model: nnx.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512, device: str = "cpu"
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on channels-last images ``x``.
-
-    Args:
-        model: the model (switched to eval mode: running statistics; left there, as
-            :func:`fit` leaves it).
-        x: images, ``(n, H, W, C)`` float32.
-        y: integer labels, ``(n,)``.
-        batch_size: examples per forward.
-        device: where to compute (``cpu``, ``gpu``, ``cuda:1``, ...).
-
-    Returns:
-        ``(loss, accuracy)`` from :func:`rpgcore.training.score`; accuracy in [0, 1].
-
-    Raises:
-        ArgumentError: an unusable device.
-
-    Example:
-        >>> model = nnx.Linear(4, 2, rngs=nnx.Rngs(0))
-        >>> loss, acc = evaluate(model, np.zeros((3, 4), np.float32), np.array([0, 1, 1]))
-        >>> 0 <= acc <= 1 and loss > 0
-        True
-
-    """
-    return score(logits(model, x, batch_size=batch_size, device=device), y)
 
 
 def _flat(tree: Any) -> dict[str, Any]:
@@ -322,7 +131,6 @@ class _Steps:
         self.config, self.model = config, model
         last = data.channels_last()
         self.x_train, self.y_train = last.x_train, last.y_train.astype(np.int32)
-        self.x_test, self.y_test = last.x_test, last.y_test
         self._split()
         self.velocity = jax.tree.map(jnp.zeros_like, self.params)
 
@@ -342,12 +150,6 @@ class _Steps:
         )
         nnx.update(self.model, self.params, self.rest)  # the model always holds the latest step
         return float(loss), int(hits)
-
-    def evaluate(self) -> tuple[float, float]:
-        return evaluate(self.model, self.x_test, self.y_test, device=self.config.device)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        save(self.model, path)
 
     def _kept(self) -> Any:
         return nnx.state(self.model, nnx.Not(RingIndex))  # indices are regenerated, never saved
@@ -370,55 +172,54 @@ class _Steps:
         self.velocity = jax.device_put(_restored(self.velocity, tensors, "momentum/"), self.target)
 
 
-def fit(
-    model: nnx.Module,
-    data: Dataset,
-    config: TrainConfig,
-    *,
-    progress: Progress | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-    checkpoint_every: int = 0,
-    resume: bool = False,
-) -> TrainResult:
-    """Train ``model`` on ``data`` with SGD; evaluate after every epoch.
+def _size(state: Any) -> int:
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(state))
 
-    The loop is :func:`rpgcore.loop.run`: with a ``checkpoint``, the model is
-    written there (atomically) at the end of every epoch and every
-    ``checkpoint_every`` steps, beside a training state file (momentum,
-    batch statistics, position); ``resume=True`` continues from that file, and
-    on the CPU the result is bitwise the one of an uninterrupted run.
 
-    Args:
-        model: an RPG model from :func:`~rpgcore.adapters.jax.convert.rpgify`, or any
-            plain NNX classifier taking channels-last ``(n, H, W, C)`` images;
-            trained in place.
-        data: the dataset (channels-last images, as :mod:`rpgcore.data` loads them).
-        config: epochs, batch size, learning rate, schedule, seed, device.
-        progress: the progress bar; ``None`` prints nothing.
-        checkpoint: the checkpoint file (see :func:`save`); the last one holds the trained model.
-        on_epoch: called with each epoch's record.
-        checkpoint_every: steps between checkpoints within an epoch (0: end of epoch only).
-        resume: continue from the state file beside ``checkpoint``, if there is one.
+class _Jax:
+    """The hooks of :class:`rpgcore.verbs.Verbs` for Flax NNX."""
 
-    Returns:
-        DoF, dense size and one record per epoch.
+    format = "flax"
+    models = models
 
-    Raises:
-        ArgumentError: an unusable device.
-        DivergedError: the loss became NaN or infinite (the last checkpoint is kept).
-        ResumeError: the state file belongs to another run or model.
-        RingFileError: a checkpoint cannot be written or read.
+    def seed(self, seed: int) -> None:
+        pass  # NNX models take their seed as ``rngs`` (model_options)
 
-    """
-    return loop.run(
-        _Steps(model, data, config),
-        config,
-        data,
-        count_parameters(model),
-        progress=progress,
-        checkpoint=checkpoint,
-        on_epoch=on_epoch,
-        every=checkpoint_every,
-        resume_from=resume,
-    )
+    def model_options(self, seed: int) -> dict[str, Any]:
+        return {"rngs": nnx.Rngs(seed)}
+
+    def rpgify(self, model: nnx.Module, **options: Any) -> nnx.Module:
+        return rpgify(model, **options)
+
+    def plan_of(self, model: nnx.Module) -> Plan | None:
+        bank = vars(model).get(BANK)
+        return None if bank is None else bank.plan
+
+    def trainable(self, model: nnx.Module) -> int:
+        return _size(nnx.state(model, nnx.Param))
+
+    def logits(self, model: nnx.Module, x: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+        target = _device(device)
+        model.eval()  # type: ignore[no-untyped-call]
+        graphdef, state = nnx.split(model)
+        state = jax.device_put(state, target)
+        return np.concatenate(
+            [
+                np.asarray(forward(graphdef, state, jax.device_put(x[i : i + batch_size], target)))
+                for i in range(0, len(x), batch_size)
+            ]
+        )
+
+    def save_ring_file(self, model: nnx.Module, path: str | os.PathLike[str]) -> None:
+        save_ring_file(model, path)
+
+    def tensors(self, model: nnx.Module) -> dict[str, np.ndarray]:
+        return {entry.tensor.name: describe.read(entry) for entry in describe.entries(model)}
+
+    def steps(self, model: nnx.Module, data: Dataset, config: TrainConfig) -> _Steps:
+        return _Steps(model, data, config)
+
+
+_verbs = Verbs(_Jax())
+build_model, prepare, count_parameters = _verbs.build_model, _verbs.prepare, _verbs.count_parameters
+save, logits, evaluate, fit = _verbs.save, _verbs.logits, _verbs.evaluate, _verbs.fit

@@ -23,22 +23,22 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras  # type: ignore[import-untyped]
 
 from rpgcore.adapters.keras.arrays import to_numpy
+from rpgcore.adapters.keras.describe import kind_of
 from rpgcore.adapters.keras.indices import canonical_shape
 from rpgcore.adapters.keras.layers import GENERATED, RPGLayer
-from rpgcore.adapters.keras.order import forward_order
+from rpgcore.adapters.keras.order import forward_order, layers_of
 from rpgcore.adapters.keras.ring import Ring
-from rpgcore.adapters.keras.selection import candidates, default_include, ring_of
+from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
 from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
-from rpgcore.sizing import ring_sizes, selected
 
-__all__ = ["layers_of", "materialize", "plan_of", "rings_of", "rpgify"]
+__all__ = ["candidates", "layers_of", "materialize", "plan_of", "rings_of", "rpgify"]
 
 _BASES: dict[type, Any] = {rpg: base for base, rpg in GENERATED.items()}
 
@@ -87,64 +87,87 @@ def _weighted(model: Any) -> list[Any]:
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def _check_layer(layer: Any) -> None:
+def _problem(layer: Any) -> str:
+    """Why a candidate layer cannot be generated, or ``""``."""
     for option in ("kernel_regularizer", "kernel_constraint"):
         if getattr(layer, option, None) is not None:
-            raise ArgumentError(
-                f"layer {layer.name!r} has a {option}; a generated kernel has no variable to "
-                "apply it to: remove it (use weight decay on the ring), or exclude the layer"
+            return (
+                f"it has a {option}, and a generated kernel has no variable to apply it to: "
+                "remove it (use weight decay on the ring), or exclude the layer"
             )
     if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-        raise ArgumentError(
-            f"layer {layer.name!r} is quantized or has LoRA enabled; convert the plain model"
+        return "it is quantized or has LoRA enabled; convert the plain model"
+    return ""
+
+
+def candidates(model: Any) -> list[Candidate]:
+    """The layers of ``model`` that rpgify can generate, in forward order.
+
+    Args:
+        model: a built Functional or Sequential model.
+
+    Returns:
+        One :class:`rpgcore.conversion.Candidate` per layer whose class is a
+        key of :data:`~rpgcore.adapters.keras.layers.GENERATED` (exact classes,
+        so a subclass with its own ``call`` is never replaced); its path reads
+        the name's ``_`` as ``.`` (``layer1_0_conv1`` is in block ``layer1``).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="fc_1")])
+        >>> [(c.slot, c.kind, c.shape, c.block) for c in candidates(model)]
+        [('fc_1/kernel', 'linear', (3, 4), 'fc')]
+
+    """
+    found = []
+    for layer in forward_order(model):
+        if type(layer) not in GENERATED:
+            continue
+        layout = GENERATED[type(layer)].layout
+        shape = canonical_shape(tuple(layer.kernel.shape), layout)
+        found.append(
+            Candidate(
+                layer.name,
+                f"{layer.name}/kernel",
+                kind_of(layer),
+                shape,
+                layer,
+                layout,
+                path=layer.name.replace("_", "."),
+                problem=_problem(layer),
+            )
         )
+    return found
 
 
-def rpgify(
-    model: Any,
-    *,
-    ring_size: int | Mapping[str, int] | None = None,
-    dof: int | None = None,
-    seed: int = 0,
-    mode: str = "perm_sign",
-    scope: str | Callable[[str, Any], str] = "global",
-    include: Callable[[str, Any], bool] | Collection[str] | None = None,
-) -> Any:
+@rpgify_verb
+def rpgify(model: Any, options: Options) -> Any:
     """A new model whose chosen kernels are generated from rings (spec ``rpg-v1``).
 
-    The plan's slots are the chosen layers in forward order (each layer after
-    the layers it reads, the first input's branch first:
-    :mod:`rpgcore.adapters.keras.order`), named
-    ``<layer name>/kernel``, with canonical (PyTorch-layout) shapes, so the
-    same architecture gets the same plan in every framework.
+    The arguments are every adapter's (:class:`rpgcore.conversion.Rpgify`),
+    and :func:`rpgcore.conversion.convert` chooses the layers, rings and
+    sizes, the same rules in every framework. The candidates are the
+    ``Conv*``, ``Conv*Transpose``, ``DepthwiseConv*`` and ``Dense`` layers in
+    forward order (each layer after the layers it reads, the first input's
+    branch first: :mod:`rpgcore.adapters.keras.order`); their slots are named
+    ``<layer name>/kernel``, with canonical (PyTorch-layout) shapes.
+    ``include`` and a ``scope`` callable get the layer's name; ``scope="block"``
+    gives one ring per layer-name prefix before the first ``_``.
+    ``backward="add"`` (the backend's derivative of the gathers) is the only
+    ring-gradient method of this adapter yet.
 
     Args:
         model: a built Functional or Sequential model without nested models
             (``keras.applications`` models built with ``weights=None`` qualify);
             left unchanged.
-        ring_size: ring entries: one int for every ring, or ring name to size.
-        dof: instead of ``ring_size``: trainable parameters wanted in total;
-            the rings share what the ordinary parameters leave, in proportion
-            to the parameters each generates.
-        seed: the plan's seed, ``0 <= seed < 2**64``.
-        mode: ``perm_sign``, ``perm``, ``sign`` or ``none``.
-        scope: ``"global"`` (one ring), ``"block"`` (one ring per layer-name
-            prefix before the first ``_``: the paper's block-level RPG), or
-            a callable ``(name, layer) -> ring name``.
-        include: ``(name, layer) -> bool`` choosing among the candidate
-            layers (``name`` is the layer's name, as PyTorch's and JAX's
-            adapters pass the module path), or a list of layer names to
-            generate (each must be a candidate); by default all but the final
-            classifier (the last ``Dense``, or the last convolution in a
-            model without ``Dense``).
+        options: the keyword arguments of :class:`rpgcore.conversion.Rpgify`.
 
     Returns:
         The new model (not compiled), with the original's ordinary weights.
 
     Raises:
-        ArgumentError: an unsupported model, a layer with a kernel
-            regularizer or constraint, a bad scope, both or neither of
-            ``ring_size`` and ``dof``, a ``dof`` too small, or an ``include``
+        ArgumentError: an unsupported model, a chosen layer with a kernel
+            regularizer or constraint, a bad scope or backward, both or neither
+            of ``ring_size`` and ``dof``, a ``dof`` too small, or an ``include``
             list naming a layer that is not a candidate (``LSTM``,
             ``Embedding``) or that the model lacks.
         PlanError: no layer to generate, a ring name that is not an
@@ -161,46 +184,31 @@ def rpgify(
 
     """
     _check_model(model)
-    found = candidates(model)
-    if include is None:
-        chosen_ids = default_include(found)
-    elif callable(include):
-        chosen_ids = {id(layer) for layer in found if include(layer.name, layer)}
-    else:
-        names = selected(
-            include,
-            {layer.name for layer in found},
-            {layer.name: layer for layer in model.layers},
-            "Conv, ConvTranspose, DepthwiseConv and Dense",
+    if options.backward != "add":
+        raise ArgumentError(
+            f"backward={options.backward!r}: the Keras adapter computes the ring gradient with "
+            "backward='add' only"
         )
-        chosen_ids = {id(layer) for layer in found if layer.name in names}
-    chosen = [layer for layer in found if id(layer) in chosen_ids]
-    if not chosen:
-        raise PlanError(
-            "no Conv, ConvTranspose, DepthwiseConv or Dense layer to generate; check include"
+
+    def ordinary(chosen: Sequence[Candidate]) -> int:
+        kernels = [c.layer.kernel for c in chosen]
+        return sum(
+            math.prod(variable.shape)
+            for variable in model.trainable_variables
+            if not any(variable is kernel for kernel in kernels)
         )
-    slots: dict[str, tuple[int, ...]] = {}
-    groups: dict[str, str] = {}
-    for layer in chosen:
-        _check_layer(layer)
-        slot = f"{layer.name}/kernel"
-        layout = GENERATED[type(layer)].layout
-        slots[slot] = canonical_shape(tuple(layer.kernel.shape), layout)
-        groups[slot] = ring_of(scope, layer)
-    generated: dict[str, int] = {}
-    for slot, ring in groups.items():
-        generated[ring] = generated.get(ring, 0) + math.prod(slots[slot])
-    kernels = [layer.kernel for layer in chosen]
-    ordinary = sum(
-        math.prod(variable.shape)
-        for variable in model.trainable_variables
-        if not any(variable is kernel for kernel in kernels)
+
+    conversion = convert(
+        candidates(model),
+        options,
+        ordinary=ordinary,
+        layers={layer.name: layer for layer in model.layers},
     )
-    sizes = ring_sizes(generated, ring_size, dof, ordinary=ordinary)
-    plan = Plan.build(slots, ring_size=sizes, seed=seed, mode=mode, groups=groups)
+    plan = conversion.plan
+    chosen = [c.layer for c in conversion.chosen]
     policy = chosen[0].dtype_policy
     rings = {name: Ring(plan, name, dtype=policy) for name in plan.ring_sizes}
-    by_id = {id(layer): f"{layer.name}/kernel" for layer in chosen}
+    by_id = {id(c.layer): plan.slot(c.slot) for c in conversion.chosen}
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
@@ -208,7 +216,7 @@ def rpgify(
         if slot is None:
             return layer.__class__.from_config(config)
         return GENERATED[type(layer)].from_config(
-            {**config, "ring": rings[groups[slot]], "slot": slot}
+            {**config, "ring": rings[slot.ring], "slot": slot.name}
         )
 
     converted = _clone(model, clone)
@@ -220,28 +228,6 @@ def rpgify(
         else:
             new.set_weights([to_numpy(w) for w in old.weights])
     return converted
-
-
-def layers_of(model: Any) -> list[Any]:
-    """Every layer of ``model``, nested models' layers included, in forward order.
-
-    Args:
-        model: a Keras model.
-
-    Returns:
-        Its layers, each nested model replaced by its own layers.
-
-    Example:
-        >>> inner = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="a")])
-        >>> outer = keras.Sequential([keras.Input((2,)), inner, keras.layers.Dense(1, name="b")])
-        >>> [layer.name for layer in layers_of(outer)]
-        ['a', 'b']
-
-    """
-    found: list[Any] = []
-    for layer in forward_order(model):
-        found.extend(layers_of(layer) if isinstance(layer, keras.Model) else [layer])
-    return found
 
 
 def rings_of(model: Any) -> dict[str, Ring]:

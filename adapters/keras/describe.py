@@ -37,12 +37,13 @@ from numpy.typing import NDArray
 
 from rpgcore import layouts
 from rpgcore.adapters.keras.arrays import to_numpy
-from rpgcore.adapters.keras.convert import layers_of
 from rpgcore.adapters.keras.indices import canonical_shape
 from rpgcore.adapters.keras.layers import RPGLayer
-from rpgcore.porting import Layer, Tensor, padding_pairs
+from rpgcore.adapters.keras.order import layers_of
+from rpgcore.describing import conv_settings, norm_settings, role
+from rpgcore.porting import Layer, Tensor
 
-__all__ = ["Entry", "describe", "read", "write"]
+__all__ = ["Entry", "describe", "kind_of", "read", "write"]
 
 _CONV = (
     keras.layers.Conv1D,
@@ -58,7 +59,6 @@ _TRANSPOSE = (
     keras.layers.Conv3DTranspose,
 )
 _PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
-_NORM_ROLES = {"gamma": "scale", "beta": "offset", "moving_mean": "mean", "moving_variance": "var"}
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,20 @@ def _kernel_shape(layer: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in layer.kernel.shape)
 
 
-def _kind(layer: Any) -> str:
+def kind_of(layer: Any) -> str:
+    """A layer's kind in the ring file's terms (:data:`rpgcore.porting.KINDS`).
+
+    Args:
+        layer: any Keras layer.
+
+    Returns:
+        ``conv`` (depthwise too), ``conv_transpose``, ``linear``, ``norm`` or ``other``.
+
+    Example:
+        >>> kind_of(keras.layers.DepthwiseConv2D(3)), kind_of(keras.layers.ReLU())
+        ('conv', 'other')
+
+    """
     if isinstance(layer, _TRANSPOSE):
         return "conv_transpose"
     if isinstance(layer, _CONV):
@@ -144,24 +157,6 @@ def _kind(layer: Any) -> str:
     ):
         return "norm"
     return "other"
-
-
-def _role(kind: str, name: str) -> str:
-    if kind == "norm":
-        return _NORM_ROLES.get(name, "native")
-    if kind in ("conv", "conv_transpose", "linear"):
-        return {"kernel": "weight", "bias": "bias"}.get(name, "native")
-    return "weight"
-
-
-def _torch_momentum(momentum: float) -> float:
-    """Keras' momentum ``m`` in PyTorch's convention, ``1 - m``.
-
-    ``1 - 0.9`` is ``0.09999999999999998`` in binary; rounding to 12
-    significant digits gives back the decimal a user writes (``0.1``), so
-    equal settings compare equal across frameworks.
-    """
-    return float(f"{1.0 - float(momentum):.12g}")
 
 
 def _zero_padding(layer: Any) -> list[list[int]] | None:
@@ -181,25 +176,22 @@ def _zero_padding(layer: Any) -> list[list[int]] | None:
 def _settings(layer: Any, kind: str) -> dict[str, object] | None:
     if kind in ("conv", "conv_transpose"):
         rank = len(layer.kernel_size)
-        dilation = list(getattr(layer, "dilation_rate", (1,) * rank))
-        padding = padding_pairs(layer.padding, layer.kernel_size, layer.strides, dilation)
         before = _zero_padding(layer) if layer.padding == "valid" else None
-        groups = layer.groups if hasattr(layer, "groups") else _kernel_shape(layer)[-2]
-        settings: dict[str, object] = {
-            "stride": list(layer.strides),
-            "dilation": dilation,
-            "groups": int(groups),
-            "padding": before if before is not None else padding,
-        }
-        if kind == "conv_transpose":
-            settings["output_padding"] = list(layer.output_padding or (0,) * rank)
-        return settings
+        transpose = kind == "conv_transpose"
+        return conv_settings(
+            kernel=layer.kernel_size,
+            stride=layer.strides,
+            dilation=getattr(layer, "dilation_rate", (1,) * rank),
+            groups=layer.groups if hasattr(layer, "groups") else _kernel_shape(layer)[-2],
+            padding=before if before is not None else layer.padding,
+            output_padding=(layer.output_padding or (0,) * rank) if transpose else None,
+        )
     if isinstance(layer, keras.layers.BatchNormalization):
-        return {"eps": float(layer.epsilon), "momentum": _torch_momentum(layer.momentum)}
+        return norm_settings(layer.epsilon, batch=True, decay=layer.momentum)
     if isinstance(layer, keras.layers.GroupNormalization):
-        return {"eps": float(layer.epsilon), "groups": int(layer.groups)}
+        return norm_settings(layer.epsilon, groups=layer.groups)
     if isinstance(layer, keras.layers.LayerNormalization):
-        return {"eps": float(layer.epsilon)}
+        return norm_settings(layer.epsilon)
     if kind == "linear":
         return {}
     return None
@@ -237,7 +229,7 @@ def describe(model: Any) -> tuple[list[Tensor], list[Layer], dict[str, Entry]]:
     entries: dict[str, Entry] = {}
     seen: set[int] = set()
     for layer in layers_of(model):
-        kind = _kind(layer)
+        kind = kind_of(layer)
         # A layer's own variables, as Keras saves them (never a shared Ring's).
         own = list(layer._trainable_variables) + list(layer._non_trainable_variables)
         for variable in own:
@@ -253,7 +245,7 @@ def describe(model: Any) -> tuple[list[Tensor], list[Layer], dict[str, Entry]]:
                     variable.path,
                     layer.name,
                     kind,
-                    _role(kind, name),
+                    role(kind, name),
                     tuple(shape),
                     not variable.trainable,
                 )

@@ -29,16 +29,57 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from rpgcore import porting
+from rpgcore import modelfile
 from rpgcore.adapters.keras.arrays import to_numpy
-from rpgcore.adapters.keras.convert import plan_of, rings_of
+from rpgcore.adapters.keras.convert import rings_of
 from rpgcore.adapters.keras.describe import describe, read, write
+from rpgcore.plan import Plan
 
-__all__ = ["load", "save"]
+__all__ = ["View", "load", "save"]
+
+
+class View(modelfile.Described):
+    """An RPG Keras model as the core sees it (:class:`rpgcore.modelfile.ModelView`).
+
+    Args:
+        model: a model holding RPG layers.
+
+    Raises:
+        ArgumentError: the model has no RPG layer, or its rings are duplicated.
+
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.ring_layers = rings_of(model)
+        tensors, layers, self.entries = describe(model)
+        super().__init__(next(iter(self.ring_layers.values())).plan, tensors, layers)
+
+    def rings(self) -> dict[str, NDArray[Any]]:
+        """The rings, as numpy arrays."""
+        return {name: to_numpy(ring.variable) for name, ring in self.ring_layers.items()}
+
+    def read(self) -> dict[str, NDArray[Any]]:
+        """Every described variable in the canonical layout."""
+        return {name: read(entry) for name, entry in self.entries.items()}
+
+    def write(
+        self, plan: Plan, rings: Mapping[str, NDArray[Any]], values: Mapping[str, NDArray[Any]]
+    ) -> None:
+        """Assign the rings and variables (each in its own dtype and layout) and take the plan."""
+        for name, ring in rings.items():
+            variable = self.ring_layers[name].variable
+            variable.assign(np.asarray(ring).astype(variable.dtype))
+        for name, value in values.items():
+            write(self.entries[name], value)
+        if plan != self.plan():
+            for layer in self.ring_layers.values():
+                layer.adopt(plan)
 
 
 def save(model: Any, path: str | os.PathLike[str]) -> None:
@@ -63,11 +104,7 @@ def save(model: Any, path: str | os.PathLike[str]) -> None:
         >>> save(model, os.path.join(tempfile.mkdtemp(), "m.safetensors"))
 
     """
-    plan = plan_of(model)
-    rings = {name: to_numpy(ring.variable) for name, ring in rings_of(model).items()}
-    tensors, layers, entries = describe(model)
-    values = {name: read(entry) for name, entry in entries.items()}
-    porting.save(path, plan, rings, tensors, values, layers)
+    modelfile.save(View(model), path)
 
 
 def load(model: Any, path: str | os.PathLike[str]) -> None:
@@ -98,12 +135,4 @@ def load(model: Any, path: str | os.PathLike[str]) -> None:
         >>> load(make(), path)
 
     """
-    plan = plan_of(model)
-    tensors, layers, entries = describe(model)
-    rings, values = porting.load(path, plan, tensors, layers)
-    targets = rings_of(model)
-    for name, ring in rings.items():
-        variable = targets[name].variable
-        variable.assign(np.asarray(ring).astype(variable.dtype))
-    for name, value in values.items():
-        write(entries[name], value)
+    modelfile.load(View(model), path)

@@ -124,6 +124,10 @@ class KernelTable:
             self._slots[key] = (index, None if scale == 1.0 else _constant(_scalar(scale, dtype)))
         return key
 
+    def keys(self) -> list[SlotKey]:
+        """The registered slots, in the order they were registered."""
+        return list(self._slots)
+
     def index(self, key: SlotKey) -> Any:
         """The packed index of a registered slot (a backend tensor of the native kernel shape).
 

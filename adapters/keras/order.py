@@ -29,7 +29,7 @@ from typing import Any
 
 import keras  # type: ignore[import-untyped]
 
-__all__ = ["forward_order"]
+__all__ = ["forward_order", "layers_of"]
 
 
 def forward_order(model: Any) -> list[Any]:
@@ -78,3 +78,25 @@ def forward_order(model: Any) -> list[Any]:
             order.append(layer)
     order.extend(layer for layer in model.layers if id(layer) not in placed)
     return [layer for layer in order if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def layers_of(model: Any) -> list[Any]:
+    """Every layer of ``model``, nested models' layers included, in forward order.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        Its layers, each nested model replaced by its own layers.
+
+    Example:
+        >>> inner = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="a")])
+        >>> outer = keras.Sequential([keras.Input((2,)), inner, keras.layers.Dense(1, name="b")])
+        >>> [layer.name for layer in layers_of(outer)]
+        ['a', 'b']
+
+    """
+    found: list[Any] = []
+    for layer in forward_order(model):
+        found.extend(layers_of(layer) if isinstance(layer, keras.Model) else [layer])
+    return found

@@ -219,6 +219,37 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
         """
         return self._kernels.kernel(self.variable, key)
 
+    def adopt(self, plan: Plan) -> None:
+        """Take ``plan``, which differs from this ring's only in its initialisation (scales).
+
+        :func:`~rpgcore.adapters.keras.io.load` does this when a file records
+        other initialisation rules than the model was converted with: the
+        registered slots then generate with the file's scales.
+
+        Args:
+            plan: the plan, with this ring's name and slots.
+
+        Raises:
+            PlanError: the plan lacks this ring.
+
+        Example:
+            >>> import rpgcore
+            >>> plan = rpgcore.Plan.build({"w": (4, 3)}, ring_size=5)
+            >>> ring = Ring(plan)
+            >>> ring.adopt(rpgcore.Plan.build({"w": (4, 3)}, ring_size=5,
+            ...                               init={"w": "lecun_fan_in"}))
+            >>> ring.plan.slot("w").init
+            'lecun_fan_in'
+
+        """
+        plan.ring(self.ring_name)
+        keys = self._kernels.keys()
+        self._plan, self._plan_json = plan, plan.to_json()
+        dtype = keras.backend.standardize_dtype(self.variable.dtype)
+        self._kernels = KernelTable()
+        for key in keys:
+            self._kernels.register(plan, key.slot, key.layout, key.multiplier, dtype)
+
     def check_slot(self, slot: str) -> None:
         """Check that ``slot`` is a slot of the plan generated from this ring.
 

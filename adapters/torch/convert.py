@@ -15,7 +15,7 @@ Example:
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))
     >>> _ = model(torch.zeros(1, 3, 8, 8))  # materialise the lazy layer
-    >>> model = rpgify(model, ring_size=500, seed=1)
+    >>> model = rpgify(model, ring_size=200, seed=1)
     >>> plan_of(model).slot_names
     ('0.weight',)
     >>> model[0].weight.shape
@@ -26,19 +26,25 @@ Example:
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from rpgcore.adapters.torch.bank import INVERSE_PREFIX, PACKED_PREFIX, RING_PREFIX, RingBank
-from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
+from rpgcore.adapters.torch.bank import (
+    BACKWARDS,
+    INVERSE_PREFIX,
+    PACKED_PREFIX,
+    RING_PREFIX,
+    RingBank,
+)
+from rpgcore.adapters.torch.describe import kind_of
+from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
+from rpgcore.errors import ArgumentError, PlanMismatchError
 from rpgcore.plan import Plan
-from rpgcore.sizing import ring_name, ring_sizes, selected
 
-__all__ = ["GENERATED_TYPES", "materialize", "plan_of", "rpgify"]
+__all__ = ["GENERATED_TYPES", "candidates", "materialize", "plan_of", "rpgify"]
 
 GENERATED_TYPES: tuple[type[nn.Module], ...] = (
     nn.Conv1d,
@@ -146,57 +152,78 @@ def _forget_kernels(model: nn.Module, _: Any) -> None:
     model.__dict__[BANK].forget()
 
 
-def _default_include(candidates: list[tuple[str, nn.Module]]) -> set[str]:
-    """Everything but the final classifier: the last ``Linear`` in module order."""
-    linears = [name for name, module in candidates if isinstance(module, nn.Linear)]
-    return {name for name, _ in candidates} - set(linears[-1:])
-
-
-def rpgify(
-    model: nn.Module,
-    *,
-    ring_size: int | Mapping[str, int] | None = None,
-    dof: int | None = None,
-    seed: int = 0,
-    mode: str = "perm_sign",
-    scope: str | Callable[[str, nn.Module], str] = "global",
-    include: Callable[[str, nn.Module], bool] | Collection[str] | None = None,
-    backward: str = "add",
-) -> nn.Module:
-    """Convert a model in place so that its kernels are generated from rings.
+def candidates(model: nn.Module) -> list[Candidate]:
+    """The layers of ``model`` whose ``weight`` rpgify can generate, in module order.
 
     Args:
-        model: any ``nn.Module``; its ``Conv*``, ``ConvTranspose*`` and
-            ``Linear`` layers are candidates (a layer used at several places
-            is converted once).
-        ring_size: ring entries: one int for every ring, or ring name to size.
-        dof: instead of ``ring_size``: trainable parameters wanted in total;
-            the rings share what the ordinary parameters leave, in proportion
-            to the parameters each generates.
-        seed: the plan's seed, ``0 <= seed < 2**64``.
-        mode: ``perm_sign``, ``perm``, ``sign`` or ``none``.
-        scope: ``"global"`` (one ring), ``"block"`` (one ring per top-level
-            child module: the paper's block-level RPG), or a callable
-            ``(name, module) -> ring name``.
-        include: ``(name, module) -> bool`` choosing among the candidates, or
-            a list of module names to generate (each must be a candidate); by
-            default all candidates but the last ``Linear`` (the classifier).
-        backward: how the ring gradient is computed. ``"add"`` (default):
-            the kernel gradients are added into the signed ring in position
-            order (block by block into separate rows off the CPU), 4 bytes of
-            index per generated parameter. ``"gather"``: the spec's inverse
-            gather and ordered block sum, no scatter at all, bitwise equal to
-            :meth:`rpgcore.Plan.contract`, 8 bytes per generated parameter.
-            Both are deterministic.
+        model: any module (a layer reachable by several paths is listed once).
+
+    Returns:
+        One :class:`rpgcore.conversion.Candidate` per ``Conv*``,
+        ``ConvTranspose*`` and ``Linear`` layer; a lazy layer carries the
+        problem that it has no shape yet.
+
+    Example:
+        >>> [c.slot for c in candidates(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(2, 2)))]
+        ['0.weight', '1.weight']
+
+    """
+    found = []
+    for name, module in model.named_modules():
+        if not isinstance(module, GENERATED_TYPES) or not name:
+            continue
+        weight = _weight(module)
+        lazy = isinstance(weight, nn.parameter.UninitializedParameter)
+        found.append(
+            Candidate(
+                name,
+                f"{name}.weight",
+                kind_of(module),
+                () if lazy else tuple(weight.shape),
+                module,
+                problem="it is lazy and has no shape yet; run one forward pass first"
+                if lazy
+                else "",
+            )
+        )
+    return found
+
+
+def _ordinary(model: nn.Module, chosen: Sequence[Candidate]) -> int:
+    kernels = {id(c.layer.weight) for c in chosen}
+    return sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in kernels)
+
+
+@rpgify_verb
+def rpgify(model: nn.Module, options: Options) -> nn.Module:
+    """Convert a model in place so that its kernels are generated from rings.
+
+    The arguments are every adapter's (:class:`rpgcore.conversion.Rpgify`),
+    and :func:`rpgcore.conversion.convert` chooses the layers, rings and
+    sizes, the same rules in every framework. The candidates are the
+    ``Conv*``, ``ConvTranspose*`` and ``Linear`` layers, in module order (a
+    layer used at several places is converted once); ``scope="block"`` gives
+    one ring per top-level child module.
+
+    ``backward`` (how the ring gradient is computed): ``"add"`` (default) adds
+    the kernel gradients into the signed ring in position order (block by
+    block into separate rows off the CPU), 4 bytes of index per generated
+    parameter; ``"gather"`` is the spec's inverse gather and ordered block
+    sum, no scatter at all, bitwise :meth:`rpgcore.Plan.contract`, 8 bytes per
+    generated parameter. Both are deterministic.
+
+    Args:
+        model: any ``nn.Module``.
+        options: the keyword arguments of :class:`rpgcore.conversion.Rpgify`.
 
     Returns:
         ``model`` itself, converted.
 
     Raises:
-        ArgumentError: bad scope, both or neither of ``ring_size`` and
-            ``dof``, a ``dof`` that leaves nothing for the rings, or an
-            ``include`` list naming a module that is not a candidate
-            (``nn.LSTM``, ``nn.Embedding``) or that the model lacks.
+        ArgumentError: a converted model, bad scope, both or neither of
+            ``ring_size`` and ``dof``, a ``dof`` that leaves nothing for the
+            rings, an ``include`` list naming a module that is not a candidate
+            (``nn.LSTM``, ``nn.Embedding``) or that the model lacks, or a lazy layer.
         PlanError: no layer to generate, or bad plan arguments.
 
     Example:
@@ -207,59 +234,30 @@ def rpgify(
     """
     if _bank(model) is not None:
         raise ArgumentError("the model is converted already (it has a plan); convert a fresh one")
-    candidates = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, GENERATED_TYPES) and name
-    ]
-    if include is None:
-        chosen = _default_include(candidates)
-    elif callable(include):
-        chosen = {name for name, module in candidates if include(name, module)}
-    else:
-        chosen = selected(
-            include,
-            {name for name, _ in candidates},
-            dict(model.named_modules()),
-            "Conv, ConvTranspose and Linear",
-        )
-    layers = [(name, module) for name, module in candidates if name in chosen]
-    lazy = [
-        name
-        for name, module in layers
-        if isinstance(module.weight, nn.parameter.UninitializedParameter)
-    ]
-    if lazy:
-        raise ArgumentError(
-            f"layers {lazy[:3]} are lazy and have no shape yet; run one forward pass first"
-        )
-    if not layers:
-        raise PlanError("no Conv, ConvTranspose or Linear layer to generate; check include")
-    slots = {f"{name}.weight": tuple(_weight(module).shape) for name, module in layers}
-    groups = {f"{name}.weight": ring_name(scope, name, module) for name, module in layers}
-    generated: dict[str, int] = {}
-    for slot, ring in groups.items():
-        generated[ring] = generated.get(ring, 0) + math.prod(slots[slot])
-    layer_weights = {id(module.weight) for _, module in layers}
-    ordinary = sum(
-        p.numel() for p in model.parameters() if p.requires_grad and id(p) not in layer_weights
+    if options.backward not in BACKWARDS:
+        raise ArgumentError(f"backward={options.backward!r}: use one of {', '.join(BACKWARDS)}")
+    conversion = convert(
+        candidates(model),
+        options,
+        ordinary=lambda chosen: _ordinary(model, chosen),
+        layers=dict(model.named_modules()),
     )
-    sizes = ring_sizes(generated, ring_size, dof, ordinary=ordinary)
-    plan = Plan.build(slots, ring_size=sizes, seed=seed, mode=mode, groups=groups)
-    reference = layers[0][1].weight
+    plan = conversion.plan
+    reference = conversion.chosen[0].layer.weight
     root_class = _root_class(type(model))
-    bank = RingBank.attach(model, plan, backward)
+    bank = RingBank.attach(model, plan, options.backward)
     for name in plan.ring_sizes:
         parameter = getattr(model, RING_PREFIX + name)
         parameter.data = parameter.data.to(device=reference.device, dtype=reference.dtype)
         for prefix in (PACKED_PREFIX, INVERSE_PREFIX):
             if hasattr(model, prefix + name):
                 setattr(model, prefix + name, getattr(model, prefix + name).to(reference.device))
-    for name, module in layers:
+    for candidate in conversion.chosen:
+        module = candidate.layer
         del module.weight
         module.__class__ = _generated_class(type(module))
         module.__dict__[BANK] = bank
-        module.__dict__["_rpg_slot"] = f"{name}.weight"
+        module.__dict__["_rpg_slot"] = candidate.slot
     model.__class__ = root_class
     model.__dict__[BANK] = bank
     model.register_forward_pre_hook(_forget_kernels)

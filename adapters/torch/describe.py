@@ -27,20 +27,28 @@ from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 
 from rpgcore.adapters.torch.bank import RING_PREFIX
-from rpgcore.porting import Layer, Tensor, padding_pairs
+from rpgcore.describing import conv_settings, norm_settings, role
+from rpgcore.porting import Layer, Tensor
 
-__all__ = ["describe"]
+__all__ = ["describe", "kind_of"]
 
-_NORM_ROLES = {
-    "weight": "scale",
-    "bias": "offset",
-    "running_mean": "mean",
-    "running_var": "var",
-}
 _NORMS = (_NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
-def _kind(module: nn.Module) -> str:
+def kind_of(module: nn.Module) -> str:
+    """A module's kind in the ring file's terms (:data:`rpgcore.porting.KINDS`).
+
+    Args:
+        module: any module.
+
+    Returns:
+        ``conv``, ``conv_transpose``, ``linear``, ``norm`` or ``other``.
+
+    Example:
+        >>> kind_of(nn.ConvTranspose2d(2, 2, 3)), kind_of(nn.ReLU())
+        ('conv_transpose', 'other')
+
+    """
     if isinstance(module, _ConvTransposeNd):
         return "conv_transpose"
     if isinstance(module, _ConvNd):
@@ -52,35 +60,23 @@ def _kind(module: nn.Module) -> str:
     return "other"
 
 
-def _role(kind: str, name: str) -> str:
-    if kind == "norm":
-        return _NORM_ROLES.get(name, "native")
-    if kind in ("conv", "conv_transpose", "linear"):
-        return name if name in ("weight", "bias") else "native"
-    return "weight"
-
-
 def _settings(module: nn.Module, kind: str) -> dict[str, object] | None:
     if kind in ("conv", "conv_transpose") and isinstance(module, _ConvNd):
-        settings: dict[str, object] = {
-            "stride": list(module.stride),
-            "dilation": list(module.dilation),
-            "groups": module.groups,
-            "padding": padding_pairs(
-                module.padding, module.kernel_size, module.stride, module.dilation
-            ),
-        }
-        if module.padding_mode != "zeros":
-            settings["padding_mode"] = module.padding_mode
-        if kind == "conv_transpose":
-            settings["output_padding"] = list(module.output_padding)
-        return settings
+        return conv_settings(
+            kernel=module.kernel_size,
+            stride=module.stride,
+            dilation=module.dilation,
+            groups=module.groups,
+            padding=module.padding,
+            output_padding=module.output_padding if kind == "conv_transpose" else None,
+            padding_mode=module.padding_mode,
+        )
     if isinstance(module, _NormBase):
-        return {"eps": module.eps, "momentum": module.momentum}
+        return norm_settings(module.eps, batch=True, momentum=module.momentum)
     if isinstance(module, nn.GroupNorm):
-        return {"eps": module.eps, "groups": module.num_groups}
+        return norm_settings(module.eps, groups=module.num_groups)
     if isinstance(module, nn.LayerNorm):
-        return {"eps": module.eps}
+        return norm_settings(module.eps)
     if kind == "linear":
         return {}
     return None
@@ -110,7 +106,7 @@ def describe(model: nn.Module) -> tuple[list[Tensor], list[Layer], dict[str, tor
     live: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for prefix, module in model.named_modules():
-        kind = _kind(module)
+        kind = kind_of(module)
         owned = [
             (name, value, False)
             for name, value in module._parameters.items()
@@ -125,9 +121,7 @@ def describe(model: nn.Module) -> tuple[list[Tensor], list[Layer], dict[str, tor
                 continue
             seen.add(id(value))
             full = f"{prefix}.{name}" if prefix else name
-            tensors.append(
-                Tensor(full, prefix, kind, _role(kind, name), tuple(value.shape), buffer)
-            )
+            tensors.append(Tensor(full, prefix, kind, role(kind, name), tuple(value.shape), buffer))
             live[full] = value
         settings = _settings(module, kind)
         if settings is not None:

@@ -24,15 +24,61 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import torch
+from numpy.typing import NDArray
 from torch import nn
 
-from rpgcore import porting
+from rpgcore import modelfile
 from rpgcore.adapters.torch.convert import BANK, plan_of
 from rpgcore.adapters.torch.describe import describe
+from rpgcore.plan import Plan
 
-__all__ = ["load", "save"]
+__all__ = ["View", "load", "save"]
+
+
+class View(modelfile.Described):
+    """A converted PyTorch model as the core sees it (:class:`rpgcore.modelfile.ModelView`).
+
+    PyTorch's layout is the canonical one: tensors are read and written as they are.
+
+    Args:
+        model: a model converted by :func:`~rpgcore.adapters.torch.convert.rpgify`.
+
+    Raises:
+        ArgumentError: the model is not converted.
+
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        tensors, layers, self.live = describe(model)
+        super().__init__(plan_of(model), tensors, layers)
+        self.bank = model.__dict__[BANK]
+
+    def rings(self) -> dict[str, NDArray[Any]]:
+        """The rings, as numpy arrays."""
+        return {
+            name: self.bank.ring(name).detach().cpu().numpy() for name in self.plan().ring_sizes
+        }
+
+    def read(self) -> dict[str, NDArray[Any]]:
+        """Every described tensor's value."""
+        return {name: tensor.detach().cpu().numpy() for name, tensor in self.live.items()}
+
+    def write(
+        self, plan: Plan, rings: Mapping[str, NDArray[Any]], values: Mapping[str, NDArray[Any]]
+    ) -> None:
+        """Copy rings and tensors in (each in its own dtype and device) and take the plan."""
+        with torch.no_grad():
+            for name, ring in rings.items():
+                target = self.bank.ring(name)
+                target.copy_(torch.from_numpy(ring).to(target.dtype))
+            for name, value in values.items():
+                self.live[name].copy_(torch.from_numpy(value))
+        self.bank.plan = plan
+        self.bank.forget()
 
 
 def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -54,12 +100,7 @@ def save(model: nn.Module, path: str | os.PathLike[str]) -> None:
         >>> save(model, os.path.join(tempfile.mkdtemp(), "m.safetensors"))
 
     """
-    plan = plan_of(model)
-    bank = model.__dict__[BANK]
-    rings = {name: bank.ring(name).detach().cpu().numpy() for name in plan.ring_sizes}
-    tensors, layers, live = describe(model)
-    values = {name: tensor.detach().cpu().numpy() for name, tensor in live.items()}
-    porting.save(path, plan, rings, tensors, values, layers)
+    modelfile.save(View(model), path)
 
 
 def load(model: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -91,14 +132,4 @@ def load(model: nn.Module, path: str | os.PathLike[str]) -> None:
         >>> load(make(), path)
 
     """
-    plan = plan_of(model)
-    tensors, layers, live = describe(model)
-    rings, values = porting.load(path, plan, tensors, layers)
-    bank = model.__dict__[BANK]
-    with torch.no_grad():
-        for name, ring in rings.items():
-            target = bank.ring(name)
-            target.copy_(torch.from_numpy(ring).to(target.dtype))
-        for name, value in values.items():
-            live[name].copy_(torch.from_numpy(value))
-    bank.forget()
+    modelfile.load(View(model), path)
