@@ -37,7 +37,7 @@ def tests(session: nox.Session) -> None:
     _doctests(session, skip=FRAMEWORK_BACKENDS)
 
 
-TORCH_FILES = ("backends/torch.py", "adapters/torch/")
+TORCH_FILES = ("backends/torch/", "adapters/torch/")
 OTHER_FRAMEWORK_FILES = (
     "backends/jax/",
     "backends/tensorflow/",

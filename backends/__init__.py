@@ -3,8 +3,12 @@
 Every backend module offers the same primitives, with the same names and
 meanings as the numpy reference (:mod:`rpgcore.backends.numpy`):
 ``threefry2x32``, ``ring_indices``, ``ring_signs``, ``ring_inverse``,
-``init_ring``, ``expand`` and ``contract``. A backend must match the numpy
-reference bit for bit on indices, signs and initial rings.
+``init_ring``, ``expand`` and ``contract``, and the generation an adapter
+runs every step: ``gather`` (one kernel from packed indices,
+:mod:`rpgcore.packing`) and ``expand_slots`` (every kernel of a ring, with a
+deterministic ring gradient: the ordered add, or the spec's inverse gather).
+A backend must match the numpy reference bit for bit on indices, signs,
+initial rings and generated kernels.
 
 A backend module imports its framework, so import a backend only when that
 framework is wanted; :func:`get` does it by name.
@@ -46,6 +50,8 @@ PRIMITIVES = (
     "init_ring",
     "expand",
     "contract",
+    "gather",
+    "expand_slots",
 )
 """The functions every backend module defines."""
 

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +51,8 @@ __all__ = [
     "CHUNK",
     "contract",
     "expand",
+    "expand_slots",
+    "gather",
     "from_numpy",
     "to_numpy",
     "init_ring",
@@ -311,3 +314,63 @@ def contract(geometry: RingGeometry, signed_gradient: NDArray[Any]) -> NDArray[A
             first = lo % size
             total[first : first + hi - lo] += values
     return total
+
+
+def gather(ring: NDArray[Any], packed: NDArray[Any], scale: float) -> NDArray[Any]:
+    """One kernel, ``fl(scale * s(k) * W[u(k)])`` at every packed index, in the index's shape.
+
+    Packed indices (:mod:`rpgcore.packing`) hold ``p = u + N * [s < 0]``: the
+    value is ``W[p]`` for ``p < N`` and ``-W[p - N]`` otherwise (spec section 5).
+
+    Args:
+        ring: the ring ``W``, 1-D floating array of size ``N``.
+        packed: packed indices of any shape.
+        scale: the slot's scale (rounded to the ring's dtype).
+
+    Returns:
+        The kernel, ``packed``'s shape, the ring's dtype.
+
+    Example:
+        >>> gather(np.array([1.0, 2.0, 3.0]), np.array([[2, 3], [5, 1]]), 0.5).tolist()
+        [[1.5, -0.5], [-1.5, 1.0]]
+
+    """
+    size = ring.shape[0]
+    negative = packed >= size
+    values = ring[np.where(negative, packed - size, packed)]
+    np.negative(values, out=values, where=negative)
+    values *= ring.dtype.type(scale)
+    return values
+
+
+def expand_slots(
+    ring: NDArray[Any],
+    indices: Sequence[NDArray[Any]],
+    scales: Sequence[float],
+    *,
+    inverse: NDArray[Any] | None = None,
+    row_wise: bool = False,
+) -> tuple[NDArray[Any], ...]:
+    """Every kernel of one ring (eq. 1): :func:`gather` of each slot's packed indices.
+
+    The framework backends differentiate it with a deterministic ring gradient;
+    numpy has no automatic derivative (the reference of eq. 2 is :func:`contract`),
+    so ``inverse`` and ``row_wise``, which choose the backward there, are accepted
+    and change nothing here.
+
+    Args:
+        ring: the ring ``W``.
+        indices: each kernel's packed indices, in its shape.
+        scales: each kernel's scale.
+        inverse: accepted for the same signature as the other backends.
+        row_wise: accepted for the same signature as the other backends.
+
+    Returns:
+        One kernel per index, in the ring's dtype.
+
+    Example:
+        >>> [k.tolist() for k in expand_slots(np.array([1.0, 2.0]), [np.array([3, 0])], [1.0])]
+        [[-2.0, 1.0]]
+
+    """
+    return tuple(gather(ring, index, scale) for index, scale in zip(indices, scales, strict=True))

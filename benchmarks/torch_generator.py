@@ -1,11 +1,11 @@
-"""PyTorch generator: the fused expand_ring against a naive per-layer generator.
+"""PyTorch generator: the backend's fused expand_slots against a naive per-layer generator.
 
 For the ResNet-18 backbone plan (M = 11,166,912) with a 45K and a 5.6M ring,
 times one generation forward plus backward (down to the ring gradient) on
 the CPU, best of several runs:
 
-- fused: :func:`rpgcore.adapters.torch.generator.expand_ring`, one gather
-  from the signed ring ``[W, -W]`` for all layers and its own backward;
+- fused: :func:`rpgcore.backends.torch.expand_slots`, one gather from the
+  signed ring ``[W, -W]`` per layer in one operation, and its own backward;
 - naive (the baseline, as in the paper's released code): per layer
   ``ring[index] * sign`` with int64 indices and float32 signs, and autograd's
   default backward (an accumulating index-put).
@@ -24,7 +24,7 @@ import torch
 from timing import best_of
 
 import rpgcore
-from rpgcore.adapters.torch.generator import expand_ring, pack_indices
+from rpgcore import packing
 from rpgcore.architectures import resnet
 from rpgcore.backends import torch as backend
 
@@ -37,7 +37,9 @@ def measure(ring_size: int, repeats: int) -> tuple[float, float, bool, int]:
     size = plan.generated_size
     indices = backend.ring_indices(geometry, 0, size)
     signs = backend.ring_signs(geometry, 0, size)
-    packed = pack_indices(indices, signs, ring_size)
+    packed = torch.from_numpy(packing.ring_index(plan, "global"))
+    slices = [packed[s.offset : s.offset + s.size].view(s.shape) for s in plan.slots]
+    scales = [s.scale for s in plan.slots]
     ring = torch.from_numpy(plan.init_ring("global")).requires_grad_()
     upstream = torch.randn(size, generator=torch.Generator().manual_seed(0))
     pieces = [
@@ -51,7 +53,9 @@ def measure(ring_size: int, repeats: int) -> tuple[float, float, bool, int]:
 
     def fused() -> torch.Tensor:
         ring.grad = None
-        (expand_ring(ring, packed) * upstream).sum().backward()
+        kernels = backend.expand_slots(ring, slices, scales)
+        flat = torch.cat([kernel.reshape(-1) for kernel in kernels])
+        (flat * upstream).sum().backward()
         assert ring.grad is not None
         return ring.grad.clone()
 

@@ -7,8 +7,9 @@ Optimal Deep Learning with Recurrent Parameter Generators", WACV 2023). The
 generator is specified bit for bit in ``docs/spec.md`` (version ``rpg-v1``),
 so a seed gives the same kernels in numpy, PyTorch, JAX, TensorFlow and CuPy.
 
-This package is the framework-neutral core: it needs only numpy and never
-imports a deep-learning framework.
+This package is the framework-neutral core: it needs numpy (and the
+safetensors package to read ring files) and never imports a deep-learning
+framework.
 
 Example:
     >>> import rpgcore

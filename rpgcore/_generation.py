@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -32,33 +32,25 @@ __all__ = ["GeneratorMethods"]
 class GeneratorMethods:
     """Methods of :class:`rpgcore.Plan` that generate arrays from the plan.
 
-    A subclass provides the plan's ``rings``, ``slots`` and the lookups below.
+    A subclass provides the plan's ``rings``, ``slots`` and their lookups.
     """
 
     rings: tuple[Ring, ...]
     slots: tuple[Slot, ...]
 
-    @property
-    def ring_sizes(self) -> dict[str, int]:
-        """Ring name to ring size (provided by the plan)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the plan's accessors, declared for type checkers only
 
-    @property
-    def slot_names(self) -> tuple[str, ...]:
-        """The slot names (provided by the plan)."""
-        raise NotImplementedError
+        @property
+        def ring_sizes(self) -> dict[str, int]: ...
 
-    def slot(self, name: str) -> Slot:
-        """Look up a slot (provided by the plan)."""
-        raise NotImplementedError
+        @property
+        def slot_names(self) -> tuple[str, ...]: ...
 
-    def ring(self, name: str) -> Ring:
-        """Look up a ring (provided by the plan)."""
-        raise NotImplementedError
+        def slot(self, name: str) -> Slot: ...
 
-    def geometry(self, ring: str) -> RingGeometry:
-        """The backend view of a ring (provided by the plan)."""
-        raise NotImplementedError
+        def ring(self, name: str) -> Ring: ...
+
+        def geometry(self, ring: str) -> RingGeometry: ...
 
     def indices(self, name: str) -> NDArray[np.int32]:
         """Ring entries used by a slot, flat, in canonical row-major order.

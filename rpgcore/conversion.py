@@ -44,7 +44,7 @@ import math
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from rpgcore.errors import ArgumentError, PlanError, RingSizeWarning
 from rpgcore.plan import Plan
@@ -163,7 +163,7 @@ def rpgify_verb(implementation: Callable[[Model, Options], Model]) -> Rpgify[Mod
     rpgify.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
     for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(rpgify, attribute, getattr(implementation, attribute))
-    return rpgify
+    return cast(Rpgify[Model], rpgify)  # its signature is _SIGNATURE, checked by bind
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,32 @@
-"""Canonical and channels-last kernel layouts (spec section 2.2).
+"""Kernel layouts (spec section 2.2): how each framework stores a canonical kernel.
 
 rpgcore generates every kernel in its canonical layout, ``(out, in/groups,
-*spatial)`` for a convolution and ``(out, in)`` for a dense kernel, as
-PyTorch stores them. Keras and Flax store ``(*spatial, in, out)`` and
-``(in, out)``: the *channels-last* layout. These helpers move between the
-two, so that the same logical weight gets the same value in every framework.
+*spatial)`` for a convolution, ``(in, out/groups, *spatial)`` for a
+transposed one and ``(out, in)`` for a dense kernel, as PyTorch stores them.
+The other frameworks store the same logical weights in other orders; one
+name per order, the same in every adapter:
+
+- ``"canonical"``: as it is (PyTorch, Equinox);
+- ``"channels_last"``: ``(*spatial, B, A)`` for canonical ``(A, B, *spatial)``
+  (Keras and Flax convolutions ``(*spatial, in, out)``, dense ``(in, out)``,
+  Keras' transposed convolutions, Flax's ``ConvTranspose(transpose_kernel=True)``);
+- ``"spatial_first"``: ``(*spatial, A, B)`` (Flax's ``ConvTranspose``, which keeps
+  PyTorch's ``(in, out)`` channel order);
+- ``"depthwise"``: Keras' ``(*spatial, in, multiplier)`` for the canonical
+  ``(in * multiplier, 1, *spatial)`` of a depthwise convolution.
+
+The functions here move kernels (and index arrays: anything with a shape)
+between the canonical layout and these, so that the same logical weight gets
+the same value in every framework.
 
 Example:
     >>> import numpy as np
     >>> from rpgcore import layouts
     >>> kernel = np.zeros((64, 3, 7, 5))
-    >>> layouts.to_channels_last(kernel).shape
+    >>> layouts.to_native(kernel, "channels_last").shape
     (7, 5, 3, 64)
-    >>> layouts.channels_last_shape((10, 512))
-    (512, 10)
+    >>> layouts.native_shape((6, 1, 3, 3), "depthwise", multiplier=2)
+    (3, 3, 3, 2)
 
 """
 
@@ -24,222 +37,191 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rpgcore.errors import PlanError
+from rpgcore.errors import ArgumentError, PlanError
 
 __all__ = [
+    "LAYOUTS",
     "canonical_shape",
-    "channels_last_axes",
-    "channels_last_shape",
     "from_channels_last",
-    "from_depthwise",
-    "from_spatial_first",
-    "spatial_first_axes",
+    "from_native",
+    "native_shape",
     "to_channels_last",
-    "to_depthwise",
-    "to_spatial_first",
+    "to_native",
 ]
 
-
-def _spatial_axes(ndim: int) -> range:
-    if ndim < 2:
-        raise PlanError(f"a kernel layout needs at least 2 dimensions, got {ndim}")
-    return range(2, ndim)
+LAYOUTS = ("canonical", "channels_last", "spatial_first", "depthwise")
+"""Every layout a framework stores a canonical kernel in."""
 
 
-def channels_last_axes(ndim: int) -> tuple[int, ...]:
-    """Axes that take a canonical kernel to channels-last: ``(2, ..., ndim-1, 1, 0)``.
-
-    Args:
-        ndim: the kernel's number of dimensions, at least 2.
-
-    Returns:
-        The ``numpy.transpose`` axes.
-
-    Raises:
-        PlanError: ``ndim < 2``.
-
-    Example:
-        >>> channels_last_axes(4)
-        (2, 3, 1, 0)
-
-    """
-    return (*_spatial_axes(ndim), 1, 0)
+def _axes(layout: str, ndim: int) -> tuple[int, ...]:
+    """The ``transpose`` axes from canonical to ``layout`` (depthwise: to channels-last)."""
+    if layout not in LAYOUTS:
+        raise ArgumentError(f"layout {layout!r} is unknown; use one of {', '.join(LAYOUTS)}")
+    if layout == "canonical" or ndim < 2:
+        return tuple(range(ndim))
+    spatial = tuple(range(2, ndim))
+    return (*spatial, 0, 1) if layout == "spatial_first" else (*spatial, 1, 0)
 
 
 def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(axes))
 
 
-def channels_last_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The channels-last shape of a canonical shape.
+def _check_depthwise(shape: tuple[int, ...], multiplier: int) -> None:
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
+        raise PlanError(f"the depth multiplier must be a positive integer, got {multiplier!r}")
+    if len(shape) < 3 or shape[1] != 1 or shape[0] % multiplier:
+        raise PlanError(
+            f"a depthwise kernel has shape (in * multiplier, 1, *spatial); got {shape} "
+            f"with multiplier {multiplier}"
+        )
+
+
+def native_shape(shape: tuple[int, ...], layout: str, multiplier: int = 1) -> tuple[int, ...]:
+    """The shape a framework stores a kernel of canonical ``shape`` in.
 
     Args:
-        shape: a canonical shape.
+        shape: the canonical shape.
+        layout: one of :data:`LAYOUTS`.
+        multiplier: the depth multiplier (``"depthwise"`` only).
 
     Returns:
-        The same dimensions in channels-last order.
+        The native shape.
+
+    Raises:
+        ArgumentError: an unknown layout.
+        PlanError: a shape the layout cannot hold.
 
     Example:
-        >>> channels_last_shape((64, 3, 7, 7))
-        (7, 7, 3, 64)
+        >>> native_shape((64, 3, 7, 7), "channels_last"), native_shape((8, 4, 3), "spatial_first")
+        ((7, 7, 3, 64), (3, 8, 4))
 
     """
-    return tuple(shape[axis] for axis in channels_last_axes(len(shape)))
+    shape = tuple(int(n) for n in shape)
+    moved = tuple(shape[axis] for axis in _axes(layout, len(shape)))
+    if layout != "depthwise":
+        return moved
+    _check_depthwise(shape, multiplier)
+    return (*moved[:-2], shape[0] // multiplier, multiplier)
 
 
-def canonical_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The canonical shape of a channels-last shape.
+def canonical_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    """The canonical shape of a kernel a framework stores as ``shape``.
 
     Args:
-        shape: a channels-last shape.
+        shape: the native shape.
+        layout: one of :data:`LAYOUTS`.
 
     Returns:
-        The same dimensions in canonical order.
+        The canonical shape.
+
+    Raises:
+        ArgumentError: an unknown layout.
+        PlanError: fewer than 3 dimensions for a depthwise kernel.
 
     Example:
-        >>> canonical_shape((7, 7, 3, 64))
-        (64, 3, 7, 7)
+        >>> canonical_shape((3, 3, 16, 32), "channels_last")
+        (32, 16, 3, 3)
+        >>> canonical_shape((3, 3, 8, 2), "depthwise")
+        (16, 1, 3, 3)
 
     """
-    return tuple(shape[axis] for axis in _inverse(channels_last_axes(len(shape))))
+    shape = tuple(int(n) for n in shape)
+    if layout == "depthwise":
+        if len(shape) < 3:
+            raise PlanError(f"a depthwise kernel has shape (*spatial, in, multiplier), got {shape}")
+        *spatial, channels, multiplier = shape
+        return (channels * multiplier, 1, *spatial)
+    axes = _inverse(_axes(layout, len(shape)))
+    return tuple(shape[axis] for axis in axes)
+
+
+def to_native(kernel: NDArray[Any], layout: str, multiplier: int = 1) -> NDArray[Any]:
+    """A canonical kernel (or index array) in ``layout``: a numpy view where one exists.
+
+    Args:
+        kernel: the canonical array.
+        layout: one of :data:`LAYOUTS`.
+        multiplier: the depth multiplier (``"depthwise"`` only).
+
+    Returns:
+        The array as the framework stores it.
+
+    Raises:
+        ArgumentError: an unknown layout.
+        PlanError: an array the layout cannot hold.
+
+    Example:
+        >>> to_native(np.arange(6).reshape(2, 3), "channels_last").tolist()
+        [[0, 3], [1, 4], [2, 5]]
+
+    """
+    kernel = np.asarray(kernel)
+    moved = np.transpose(kernel, _axes(layout, kernel.ndim))
+    if layout != "depthwise":
+        return moved
+    _check_depthwise(kernel.shape, multiplier)
+    return moved.reshape(*moved.shape[:-2], kernel.shape[0] // multiplier, multiplier)
+
+
+def from_native(kernel: NDArray[Any], layout: str) -> NDArray[Any]:
+    """A kernel (or index array) stored in ``layout`` back in the canonical layout.
+
+    Args:
+        kernel: the array as the framework stores it.
+        layout: one of :data:`LAYOUTS`.
+
+    Returns:
+        The canonical array.
+
+    Raises:
+        ArgumentError: an unknown layout.
+        PlanError: fewer than 3 dimensions for a depthwise kernel.
+
+    Example:
+        >>> k = np.arange(54.0).reshape(6, 1, 3, 3)
+        >>> bool((from_native(to_native(k, "depthwise", 2), "depthwise") == k).all())
+        True
+
+    """
+    kernel = np.asarray(kernel)
+    if layout == "depthwise":
+        canonical_shape(kernel.shape, "depthwise")  # checks the rank
+        *spatial, channels, multiplier = kernel.shape
+        kernel = kernel.reshape(*spatial, 1, channels * multiplier)
+        layout = "channels_last"
+    return np.transpose(kernel, _inverse(_axes(layout, kernel.ndim)))
 
 
 def to_channels_last(kernel: NDArray[Any]) -> NDArray[Any]:
-    """Move a canonical kernel to the channels-last layout (a view).
+    """``to_native(kernel, "channels_last")``: Keras' and Flax's convolution and dense layout.
 
     Args:
         kernel: a canonical kernel.
 
     Returns:
-        The channels-last kernel.
+        The channels-last kernel (a view).
 
     Example:
-        >>> to_channels_last(np.arange(6).reshape(2, 3)).tolist()
-        [[0, 3], [1, 4], [2, 5]]
+        >>> to_channels_last(np.zeros((10, 512))).shape
+        (512, 10)
 
     """
-    return np.transpose(kernel, channels_last_axes(kernel.ndim))
+    return to_native(kernel, "channels_last")
 
 
 def from_channels_last(kernel: NDArray[Any]) -> NDArray[Any]:
-    """Move a channels-last kernel to the canonical layout (a view).
+    """``from_native(kernel, "channels_last")``.
 
     Args:
         kernel: a channels-last kernel.
 
     Returns:
-        The canonical kernel.
+        The canonical kernel (a view).
 
     Example:
-        >>> k = np.arange(24).reshape(2, 3, 2, 2)
-        >>> bool((from_channels_last(to_channels_last(k)) == k).all())
-        True
+        >>> from_channels_last(np.zeros((3, 3, 16, 32))).shape
+        (32, 16, 3, 3)
 
     """
-    return np.transpose(kernel, _inverse(channels_last_axes(kernel.ndim)))
-
-
-def spatial_first_axes(ndim: int) -> tuple[int, ...]:
-    """Axes that take a canonical kernel to spatial-first: ``(2, ..., ndim-1, 0, 1)``.
-
-    Flax's ``ConvTranspose`` stores ``(*spatial, in, out)`` for PyTorch's
-    ``(in, out/groups, *spatial)``: the channel order is kept.
-
-    Args:
-        ndim: the kernel's number of dimensions, at least 2.
-
-    Returns:
-        The ``numpy.transpose`` axes.
-
-    Raises:
-        PlanError: ``ndim < 2``.
-
-    Example:
-        >>> spatial_first_axes(4)
-        (2, 3, 0, 1)
-
-    """
-    return (*_spatial_axes(ndim), 0, 1)
-
-
-def to_spatial_first(kernel: NDArray[Any]) -> NDArray[Any]:
-    """Move a canonical kernel to the spatial-first layout (a view).
-
-    Args:
-        kernel: a canonical kernel ``(A, B, *spatial)``.
-
-    Returns:
-        The kernel as ``(*spatial, A, B)``.
-
-    Example:
-        >>> to_spatial_first(np.zeros((8, 4, 3, 3))).shape
-        (3, 3, 8, 4)
-
-    """
-    return np.transpose(kernel, spatial_first_axes(kernel.ndim))
-
-
-def from_spatial_first(kernel: NDArray[Any]) -> NDArray[Any]:
-    """Move a spatial-first kernel back to the canonical layout (a view).
-
-    Args:
-        kernel: a kernel ``(*spatial, A, B)``.
-
-    Returns:
-        The canonical kernel ``(A, B, *spatial)``.
-
-    Example:
-        >>> from_spatial_first(np.zeros((3, 3, 8, 4))).shape
-        (8, 4, 3, 3)
-
-    """
-    return np.transpose(kernel, _inverse(spatial_first_axes(kernel.ndim)))
-
-
-def to_depthwise(kernel: NDArray[Any], multiplier: int) -> NDArray[Any]:
-    """Move a canonical depthwise kernel to Keras' ``(*spatial, in, multiplier)``.
-
-    Args:
-        kernel: canonical ``(in * multiplier, 1, *spatial)``.
-        multiplier: the depth multiplier.
-
-    Returns:
-        The kernel as ``(*spatial, in, multiplier)``.
-
-    Raises:
-        PlanError: the kernel is not depthwise-shaped for ``multiplier``.
-
-    Example:
-        >>> to_depthwise(np.zeros((6, 1, 3, 3)), 2).shape
-        (3, 3, 3, 2)
-
-    """
-    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
-        raise PlanError(f"the depth multiplier must be a positive integer, got {multiplier!r}")
-    kernel = np.asarray(kernel)
-    if kernel.ndim < 3 or kernel.shape[1] != 1 or kernel.shape[0] % multiplier:
-        raise PlanError(
-            f"a depthwise kernel has shape (in * multiplier, 1, *spatial); got {kernel.shape} "
-            f"with multiplier {multiplier}"
-        )
-    last = to_channels_last(kernel)
-    return last.reshape(*last.shape[:-2], kernel.shape[0] // multiplier, multiplier)
-
-
-def from_depthwise(kernel: NDArray[Any]) -> NDArray[Any]:
-    """Move a Keras depthwise kernel ``(*spatial, in, multiplier)`` to canonical.
-
-    Args:
-        kernel: the kernel as ``(*spatial, in, multiplier)``.
-
-    Returns:
-        The canonical ``(in * multiplier, 1, *spatial)`` kernel.
-
-    Example:
-        >>> k = np.arange(54.0).reshape(6, 1, 3, 3)
-        >>> bool((from_depthwise(to_depthwise(k, 2)) == k).all())
-        True
-
-    """
-    *spatial, channels, multiplier = kernel.shape
-    return from_channels_last(kernel.reshape(*spatial, 1, channels * multiplier))
+    return from_native(kernel, "channels_last")

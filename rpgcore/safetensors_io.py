@@ -1,17 +1,24 @@
-"""A small, strict reader and writer of the safetensors format, numpy only.
+"""The safetensors container, through the ``safetensors`` package, with rpgcore's checks.
 
 The format (https://github.com/huggingface/safetensors): an 8-byte
 little-endian unsigned header length ``n``, ``n`` bytes of UTF-8 JSON (padded
 with spaces), then the raw little-endian, row-major tensor bytes. The header
 maps each tensor name to ``{"dtype", "shape", "data_offsets"}`` (offsets
 relative to the start of the data) and may hold ``"__metadata__"``, a
-string-to-string mapping. Files written here load with the ``safetensors``
-package and the other way round; the test suite checks both directions.
+string-to-string mapping.
 
-Reading never executes code (no pickle), reads the header as strict JSON
-(no repeated keys, ``NaN`` or numbers beyond a double: :mod:`rpgcore._json`)
-and validates every offset, so a damaged file raises a specific
-:mod:`rpgcore.errors` exception instead of returning wrong data.
+The ``safetensors`` package reads the tensors (imported on first use, so
+``import rpgcore`` stays light). rpgcore writes the container itself: the
+package (0.8) writes ``__metadata__`` in a random order on every save
+(huggingface/safetensors issue 584), and a ring file must be the same bytes
+every time its content is the same (resumed runs end with byte-identical
+files; checksums of files can be recorded). Before the package reads
+anything, rpgcore checks the header itself: as strict JSON (no repeated
+keys, ``NaN`` or numbers beyond a double: :mod:`rpgcore._json`, where JSON
+readers disagree on the meaning), with every dtype, shape and offset
+validated, so a damaged file raises a specific :mod:`rpgcore.errors`
+exception naming what is wrong instead of returning wrong data. Reading
+never executes code (no pickle).
 
 Example:
     >>> import io
@@ -196,9 +203,8 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]
         data: the file's bytes.
 
     Returns:
-        ``(tensors, metadata)``; arrays are views of ``data`` (writable when
-        ``data`` is a ``bytearray``), or copies where the host byte order
-        differs.
+        ``(tensors, metadata)``; the arrays are the package's (writable, in
+        the host's byte order).
 
     Raises:
         RingFileTruncatedError: the data ends before what the header announces.
@@ -263,12 +269,28 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[dict[str, NDArray[Any]
         )
     if cursor < size:
         raise RingFileFormatError(f"{size - cursor} unexpected bytes after the last tensor")
+    return _arrays(data, entries), dict(metadata)
+
+
+def _arrays(
+    data: bytes | bytearray | memoryview, entries: list[tuple[int, int, str, str, list[int]]]
+) -> dict[str, NDArray[Any]]:
+    """The tensors, read by the ``safetensors`` package from a header rpgcore has checked."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        loaded = load(bytes(data))
+    except SafetensorError as error:  # what the checks above let through, the package refuses
+        raise RingFileFormatError(
+            f"the safetensors package cannot read the file ({error})"
+        ) from None
     tensors = {}
-    for begin, _end, name, kind, shape in entries:
-        count = math.prod(shape)
-        if count == 0:
-            tensors[name] = np.empty(shape, dtype=DTYPES[kind].newbyteorder("="))
-            continue
-        array = np.frombuffer(data, dtype=DTYPES[kind], count=count, offset=start + begin)
-        tensors[name] = array.reshape(shape).astype(DTYPES[kind].newbyteorder("="), copy=False)
-    return tensors, dict(metadata)
+    for _, _, name, kind, shape in entries:
+        array = loaded[name]
+        if array.dtype != DTYPES[kind] or list(array.shape) != shape:  # pragma: no cover - a bug
+            raise RingFileFormatError(
+                f"tensor {shown(name)} reads back as {array.dtype}{array.shape}"
+            )
+        tensors[name] = array.astype(DTYPES[kind].newbyteorder("="), copy=False)
+    return tensors

@@ -55,8 +55,8 @@ def canonical_kernels(framework: str, model: Any) -> list[np.ndarray]:
         ]
     if framework == "jax":
         from rpgcore.adapters.jax.convert import generated_layers
-        from rpgcore.adapters.jax.generator import from_native
         from rpgcore.adapters.jax.layers import layout_of
+        from rpgcore.layouts import from_native
 
         return [
             from_native(np.asarray(layer.kernel), layout_of(layer))

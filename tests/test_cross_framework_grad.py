@@ -198,7 +198,7 @@ def jax_step(synced: Synced) -> Step:
     from flax import nnx
 
     from rpgcore.adapters.jax.describe import entries
-    from rpgcore.adapters.jax.generator import from_native
+    from rpgcore.layouts import from_native
 
     model = converted("jax", synced.data, synced.path)
     model.train()
@@ -273,7 +273,7 @@ def keras_step(synced: Synced) -> Step:
     for tensor in tensors:
         entry = entries[tensor.name]
         grad = by_path[entry.variable.path]
-        assert entry.layout in ("as_is", "channels_last"), entry.layout
+        assert entry.layout in ("canonical", "channels_last"), entry.layout
         others.append(layouts.from_channels_last(grad) if entry.layout == "channels_last" else grad)
     return Step(
         float(to_numpy(loss)),

@@ -172,4 +172,4 @@ def test_huge_numbers_make_short_messages() -> None:
 def test_depthwise_multiplier_must_be_positive() -> None:
     for multiplier in (0, -1, True, 1.5):
         with pytest.raises(PlanError, match="multiplier"):
-            rpgcore.layouts.to_depthwise(np.zeros((4, 1, 3, 3)), multiplier)  # type: ignore[arg-type]
+            rpgcore.layouts.to_native(np.zeros((4, 1, 3, 3)), "depthwise", multiplier)  # type: ignore[arg-type]

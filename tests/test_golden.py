@@ -69,9 +69,7 @@ def _frozen(entry: dict[str, Any], key: str, what: str) -> str:
 
 
 def _to_layout(kernel: np.ndarray, slot: dict[str, Any]) -> np.ndarray:
-    if slot["layout"] == "canonical":
-        return kernel
-    return getattr(layouts, f"to_{slot['layout']}")(kernel, **slot["layout_args"])
+    return layouts.to_native(kernel, slot["layout"], **slot["layout_args"])
 
 
 def _check_kernel(entry: dict[str, Any], key: str, slot: dict[str, Any], kernel: Any) -> None:
@@ -93,10 +91,8 @@ def _load(key: str) -> ringfile.RingFile:
 
 
 def _known_layouts() -> set[str]:
-    """Every layout rpgcore.layouts can move a canonical kernel to, and the canonical one."""
-    return {"canonical"} | {
-        name.removeprefix("to_") for name in layouts.__all__ if name.startswith("to_")
-    }
+    """Every layout rpgcore.layouts can move a canonical kernel to, the canonical one included."""
+    return set(layouts.LAYOUTS)
 
 
 # --------------------------------------------------------------------------- the files

@@ -13,7 +13,8 @@ import pytest
 import rpgcore
 import rpgcore.adapters
 
-FRAMEWORKS = ("torch", "jax", "jaxlib", "tensorflow", "keras", "cupy", "flax", "safetensors")
+FRAMEWORKS = ("torch", "jax", "jaxlib", "tensorflow", "keras", "cupy", "flax")
+"""Deep-learning frameworks; ``safetensors`` (which reads ring files) is a core dependency."""
 
 SCRIPT = """
 import json, sys, tempfile, os

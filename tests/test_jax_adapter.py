@@ -18,9 +18,9 @@ from flax import nnx  # noqa: E402
 import rpgcore  # noqa: E402
 from rpgcore.adapters import jax as rpg  # noqa: E402
 from rpgcore.adapters.jax.convert import generated_layers  # noqa: E402
-from rpgcore.adapters.jax.generator import from_native  # noqa: E402
 from rpgcore.adapters.jax.layers import layout_of, modules_by_path  # noqa: E402
 from rpgcore.errors import ArgumentError, PlanError  # noqa: E402
+from rpgcore.layouts import from_native  # noqa: E402
 
 EPS32 = float(np.finfo(np.float32).eps)
 

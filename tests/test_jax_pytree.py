@@ -15,8 +15,8 @@ import optax  # noqa: E402
 
 import rpgcore  # noqa: E402
 from rpgcore.adapters.jax import Generator  # noqa: E402
-from rpgcore.adapters.jax.generator import from_native  # noqa: E402
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError  # noqa: E402
+from rpgcore.layouts import from_native  # noqa: E402
 
 
 def _linen_params() -> dict[str, dict[str, jax.Array]]:

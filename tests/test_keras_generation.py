@@ -85,8 +85,10 @@ def test_a_model_call_generates_once_and_lets_go(monkeypatch: pytest.MonkeyPatch
     from rpgcore.adapters.keras import shared
 
     calls: list[int] = []
-    apply = shared.ExpandSlots.apply
-    monkeypatch.setattr(shared.ExpandSlots, "apply", lambda *a: calls.append(1) or apply(*a))
+    expand = shared.backend.expand_slots
+    monkeypatch.setattr(
+        shared.backend, "expand_slots", lambda *a, **k: calls.append(1) or expand(*a, **k)
+    )
     model = _model()
     layers = _generated(model)
     first = _Kernels(layers)(_inputs())
@@ -128,7 +130,7 @@ def test_the_ring_gradient_is_eq_2_either_way() -> None:
     alone = ring_gradient([layer.kernel for layer in layers])
     canonical = {
         layer.slot: (
-            layouts.from_depthwise(c)
+            layouts.from_native(c, "depthwise")
             if isinstance(layer, rpg.RPGDepthwiseConv2D)
             else layouts.from_channels_last(c)
         )
@@ -138,6 +140,38 @@ def test_the_ring_gradient_is_eq_2_either_way() -> None:
     assert np.abs(expected).max() > 0
     assert np.array_equal(shared, expected)
     assert np.array_equal(alone, expected)
+
+
+@torch_only
+def test_off_the_cpu_the_shared_backward_is_the_inverse_gather(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keras layouts are not in position order: off the CPU the backward is the spec's."""
+    import torch
+
+    from rpgcore.adapters.keras import shared
+
+    monkeypatch.setattr(shared, "INVERSE_ON_CPU", True)  # the path of other devices, here
+    model = _model()
+    layers = _generated(model)
+    ring = layers[0].ring
+    rng = np.random.default_rng(5)
+    cotangents = [
+        rng.standard_normal(tuple(layer.kernel.shape)).astype(np.float32) for layer in layers
+    ]
+    kernels = _Kernels(layers)(_inputs())
+    table = ring._kernels._shared
+    assert len(table._inverse) == 1  # built once, for these layouts
+    ring.variable.value.grad = None
+    sum((k * torch.as_tensor(c)).sum() for k, c in zip(kernels, cotangents, strict=True)).backward()
+    canonical = {
+        layer.slot: layouts.from_native(
+            c, "depthwise" if isinstance(layer, rpg.RPGDepthwiseConv2D) else "channels_last"
+        )
+        for layer, c in zip(layers, cotangents, strict=True)
+    }
+    expected = ring.plan.contract(canonical)["global"]
+    assert np.array_equal(to_numpy(ring.variable.value.grad), expected)  # bitwise: the spec's order
 
 
 @torch_only
@@ -164,7 +198,7 @@ def test_a_generation_serves_only_its_call_ring_version_and_grad_mode() -> None:
         pass
 
     call, ring, shared = Call(), torch.tensor([1.0, 2.0], requires_grad=True), SharedKernels()
-    slots = {"a": (torch.tensor([0, 3]), None), "b": (torch.tensor([[1]]), torch.tensor(0.5))}
+    slots = {"a": (torch.tensor([0, 3]), 1.0), "b": (torch.tensor([[1]]), 0.5)}
     first = shared.kernel(ring, slots, "a", call)
     assert shared.kernel(ring, slots, "a", call) is first
     assert shared.kernel(ring, slots, "b", call).tolist() == [[1.0]]

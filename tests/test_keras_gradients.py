@@ -42,7 +42,9 @@ def _canonical(model: Any, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray
         native = grads[slot.name]
         depthwise = isinstance(model.get_layer(slot.name.split("/")[0]), rpg.RPGDepthwiseConv2D)
         result[slot.name] = (
-            layouts.from_depthwise(native) if depthwise else layouts.from_channels_last(native)
+            layouts.from_native(native, "depthwise")
+            if depthwise
+            else layouts.from_channels_last(native)
         )
     return result
 

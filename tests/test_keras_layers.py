@@ -14,6 +14,12 @@ from keras_support import to_numpy  # noqa: E402
 
 import rpgcore  # noqa: E402
 from rpgcore import layouts  # noqa: E402
+
+
+def FROM_DEPTHWISE(kernel: np.ndarray) -> np.ndarray:  # noqa: N802
+    return layouts.from_native(kernel, "depthwise")
+
+
 from rpgcore.adapters import keras as rpg  # noqa: E402
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError  # noqa: E402
 
@@ -83,7 +89,7 @@ CASES: dict[str, tuple[Any, Any, dict[str, Any], tuple[int, ...], tuple[int, ...
         {"kernel_size": 3, "depth_multiplier": 2},
         (2, 8, 3),
         (6, 1, 3),
-        layouts.from_depthwise,
+        FROM_DEPTHWISE,
     ),
     "depthwise2d": (
         rpg.RPGDepthwiseConv2D,
@@ -91,7 +97,7 @@ CASES: dict[str, tuple[Any, Any, dict[str, Any], tuple[int, ...], tuple[int, ...
         {"kernel_size": 3, "depth_multiplier": 3},
         (2, 6, 6, 4),
         (12, 1, 3, 3),
-        layouts.from_depthwise,
+        FROM_DEPTHWISE,
     ),
     "dense": (rpg.RPGDense, L.Dense, {"units": 7}, (3, 5), (7, 5), layouts.from_channels_last),
 }
@@ -142,7 +148,7 @@ def test_the_ring_is_the_only_trainable_state_besides_biases(built: dict[str, An
     assert layer.non_trainable_weights == []
     # The packed index is no weight and never saved; it has the native kernel's shape.
     assert (
-        tuple(layer.ring._kernels.index(layer._rpg_key).shape)
+        tuple(layer.ring._kernels._slots[layer._rpg_key][0].shape)
         == tuple(layer.kernel.shape)
         == (3, 2, 3, 6)
     )

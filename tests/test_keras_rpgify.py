@@ -14,6 +14,12 @@ keras = require("keras")
 from keras_support import to_numpy  # noqa: E402
 
 from rpgcore import layouts  # noqa: E402
+
+
+def FROM_DEPTHWISE(kernel: np.ndarray) -> np.ndarray:  # noqa: N802
+    return layouts.from_native(kernel, "depthwise")
+
+
 from rpgcore.adapters import keras as rpg  # noqa: E402
 from rpgcore.adapters.keras import train  # noqa: E402
 from rpgcore.errors import ArgumentError, PlanError  # noqa: E402
@@ -63,7 +69,7 @@ def test_mobilenet_kernels_are_the_plans_and_other_weights_are_copied(
         layer = converted.get_layer(slot.name.removesuffix("/kernel"))
         native = to_numpy(layer.kernel)
         to_canonical = (
-            layouts.from_depthwise
+            FROM_DEPTHWISE
             if isinstance(layer, rpg.RPGDepthwiseConv2D)
             else layouts.from_channels_last
         )

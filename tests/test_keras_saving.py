@@ -70,7 +70,7 @@ def _check_kernels(model: Any) -> None:
         layer = model.get_layer(slot.name.removesuffix("/kernel"))
         native = to_numpy(layer.kernel)
         if isinstance(layer, rpg.RPGDepthwiseConv2D):
-            assert np.array_equal(layouts.from_depthwise(native), kernels[slot.name])
+            assert np.array_equal(layouts.from_native(native, "depthwise"), kernels[slot.name])
         else:
             assert np.array_equal(layouts.from_channels_last(native), kernels[slot.name])
 

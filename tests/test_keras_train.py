@@ -20,7 +20,7 @@ from rpgcore import porting, safetensors_io  # noqa: E402
 from rpgcore.adapters import keras as rpg  # noqa: E402
 from rpgcore.adapters.keras import train  # noqa: E402
 from rpgcore.adapters.keras.describe import describe, read  # noqa: E402
-from rpgcore.adapters.keras.optimizer import StepTable, TorchSGD  # noqa: E402
+from rpgcore.adapters.keras.optimizer import TorchSGD  # noqa: E402
 from rpgcore.data import Dataset  # noqa: E402
 from rpgcore.errors import ArgumentError  # noqa: E402
 from rpgcore.training import Progress, TrainConfig, learning_rate  # noqa: E402
@@ -67,17 +67,6 @@ def test_torch_sgd_sums_a_sparse_gradient_with_repeated_entries() -> None:
         TorchSGD(learning_rate=1.0, momentum=momentum, weight_decay=decay).apply([grad], [variable])
         expected = 1.0 - (np.array([3.0, 0.0, 4.0, 0.0]) + decay)  # exact in float32
         assert np.array_equal(to_numpy(variable), expected.astype(np.float32))
-
-
-def test_step_table_follows_the_schedule_within_epochs() -> None:
-    config = TrainConfig(epochs=2, schedule="cosine", lr=0.2)
-    rates = [learning_rate(config, e + s / 4) for e in range(2) for s in range(4)]
-    table = StepTable(rates)
-    values = [float(to_numpy(table(step))) for step in range(10)]
-    assert values[:8] == [float(np.float32(r)) for r in rates]
-    assert values[8:] == [values[7]] * 2  # past the table: its last rate
-    with pytest.raises(ArgumentError, match="empty"):
-        StepTable([])
 
 
 def test_ten_steps_agree_with_the_pytorch_loop() -> None:

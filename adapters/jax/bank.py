@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rpgcore.adapters.jax.generator import expand
+from rpgcore.backends import jax as backend
 from rpgcore.errors import PlanError
 from rpgcore.plan import Plan
 
@@ -102,7 +102,7 @@ class RingBank(nnx.Module):
         Args:
             slot: the slot name.
             index: the slot's packed indices
-                (:func:`~rpgcore.adapters.jax.generator.native_indices`).
+                (:func:`rpgcore.packing.native_index`).
 
         Returns:
             The kernel, ``index``'s shape, the ring's dtype.
@@ -112,11 +112,11 @@ class RingBank(nnx.Module):
 
         Example:
             >>> import rpgcore
-            >>> from rpgcore.adapters.jax.generator import native_indices
+            >>> from rpgcore.packing import native_index
             >>> plan = rpgcore.Plan.build({"w": (4, 2)}, ring_size=3)
-            >>> RingBank(plan).kernel("w", native_indices(plan, "w", "channels_last")).shape
+            >>> RingBank(plan).kernel("w", native_index(plan, "w", "channels_last")).shape
             (2, 4)
 
         """
         spec = self.plan.slot(slot)
-        return expand(self.ring(spec.ring)[...], index, spec.scale)
+        return backend.gather(self.ring(spec.ring)[...], index, spec.scale)

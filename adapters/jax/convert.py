@@ -35,7 +35,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rpgcore.adapters.jax.bank import RingBank, RingIndex
-from rpgcore.adapters.jax.generator import canonical_shape, native_indices
 from rpgcore.adapters.jax.layers import (
     GENERATED_TYPES,
     kind_of,
@@ -46,6 +45,8 @@ from rpgcore.adapters.jax.layers import (
 )
 from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
 from rpgcore.errors import ArgumentError
+from rpgcore.layouts import canonical_shape
+from rpgcore.packing import native_index
 from rpgcore.plan import Plan
 
 __all__ = [
@@ -247,7 +248,7 @@ def rpgify(model: nnx.Module, options: Options) -> nnx.Module:
     bank = RingBank(plan, dtype=dtype, order=order)
     for candidate in conversion.chosen:
         layer = candidate.layer
-        index = native_indices(plan, candidate.slot, candidate.layout)
+        index = native_index(plan, candidate.slot, candidate.layout, unsigned=True)
         delattr(layer, KERNEL)
         layer.__class__ = _generated_class(type(layer))
         setattr(layer, BANK, bank)

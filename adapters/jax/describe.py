@@ -35,9 +35,9 @@ from flax import nnx
 from numpy.typing import NDArray
 
 from rpgcore.adapters.jax.bank import RingBank, RingIndex
-from rpgcore.adapters.jax.generator import canonical_shape, from_native, to_native
 from rpgcore.adapters.jax.layers import GENERATED_TYPES, kind_of, layout_of, own_variables, walk
 from rpgcore.describing import conv_settings, norm_settings, rank, role
+from rpgcore.layouts import canonical_shape, from_native, to_native
 from rpgcore.porting import Layer, Tensor
 
 __all__ = ["Entry", "entries", "layers", "read", "write"]

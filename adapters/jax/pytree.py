@@ -41,10 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rpgcore.adapters.jax.gather import expand_slots, inverse_indices
-from rpgcore.adapters.jax.generator import LAYOUTS, canonical_shape, native_indices
+from rpgcore.backends import jax as backend
 from rpgcore.conversion import Candidate, Options, convert
 from rpgcore.errors import ArgumentError, PlanMismatchError
+from rpgcore.layouts import LAYOUTS, canonical_shape
+from rpgcore.packing import inverse_index, native_index
 from rpgcore.plan import Plan
 
 __all__ = ["BACKWARDS", "KERNEL_NAMES", "Generator"]
@@ -185,7 +186,7 @@ class Generator:
                 or more dimensions named ``weight``, ``kernel`` or ``w``, but
                 the classifier (the last 2-D one: :func:`rpgcore.conversion.classifier`).
             layout: the leaves' layout, one of
-                :data:`~rpgcore.adapters.jax.generator.LAYOUTS`, or a callable
+                :data:`rpgcore.layouts.LAYOUTS`, or a callable
                 ``(path, leaf) -> layout``; by default from the leaf's name
                 (:data:`KERNEL_NAMES`).
             init: layer kind to initialisation rule, over
@@ -232,13 +233,16 @@ class Generator:
         positions = {path: i for i, (path, _) in enumerate(named)}
         layouts = [c.layout for c in conversion.chosen]
         indices = tuple(
-            jnp.asarray(native_indices(plan, c.slot, c.layout)) for c in conversion.chosen
+            jnp.asarray(native_index(plan, c.slot, c.layout, unsigned=True))
+            for c in conversion.chosen
         )
         inverse = None
         if backward == "gather":
             inverse = tuple(
                 jnp.asarray(
-                    inverse_indices(plan, ring.name, cls._ring_layouts(plan, layouts, ring.name))
+                    inverse_index(
+                        plan, ring.name, cls._ring_layouts(plan, layouts, ring.name), unsigned=True
+                    )
                 )
                 for ring in plan.rings
             )
@@ -310,11 +314,11 @@ class Generator:
         kernels: dict[str, jax.Array] = {}
         for number, ring in enumerate(self.plan.rings):
             members = [i for i, slot in enumerate(self.plan.slots) if slot.ring == ring.name]
-            generated = expand_slots(
+            generated = backend.expand_slots(
                 jnp.asarray(rings[ring.name]),
                 [self.indices[i] for i in members],
                 [self.plan.slots[i].scale for i in members],
-                None if self.inverse is None else self.inverse[number],
+                inverse=None if self.inverse is None else self.inverse[number],
             )
             for i, kernel in zip(members, generated, strict=True):
                 kernels[self.plan.slots[i].name] = kernel

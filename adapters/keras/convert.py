@@ -30,12 +30,12 @@ import keras  # type: ignore[import-untyped]
 
 from rpgcore.adapters.keras.arrays import to_numpy
 from rpgcore.adapters.keras.describe import kind_of
-from rpgcore.adapters.keras.indices import canonical_shape
 from rpgcore.adapters.keras.layers import GENERATED, RPGLayer
 from rpgcore.adapters.keras.order import forward_order, layers_of
 from rpgcore.adapters.keras.ring import Ring
 from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
 from rpgcore.errors import ArgumentError, PlanError
+from rpgcore.layouts import canonical_shape
 from rpgcore.plan import Plan
 
 __all__ = ["candidates", "layers_of", "materialize", "plan_of", "rings_of", "rpgify"]

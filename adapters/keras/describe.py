@@ -35,12 +35,11 @@ import keras  # type: ignore[import-untyped]
 import numpy as np
 from numpy.typing import NDArray
 
-from rpgcore import layouts
 from rpgcore.adapters.keras.arrays import to_numpy
-from rpgcore.adapters.keras.indices import canonical_shape
 from rpgcore.adapters.keras.layers import RPGLayer
 from rpgcore.adapters.keras.order import layers_of
 from rpgcore.describing import conv_settings, norm_settings, role
+from rpgcore.layouts import canonical_shape, from_native, to_native
 from rpgcore.porting import Layer, Tensor
 
 __all__ = ["Entry", "describe", "kind_of", "read", "write"]
@@ -67,7 +66,7 @@ class Entry:
 
     Attributes:
         variable: the Keras variable.
-        layout: ``"channels_last"``, ``"depthwise"`` or ``"as_is"`` (vectors, other layers).
+        layout: ``"channels_last"`` or ``"depthwise"`` for a kernel, else ``"canonical"``.
 
     """
 
@@ -91,12 +90,7 @@ def read(entry: Entry) -> NDArray[Any]:
         (2, 3)
 
     """
-    value = to_numpy(entry.variable)
-    if entry.layout == "depthwise":
-        return np.ascontiguousarray(layouts.from_depthwise(value))
-    if entry.layout == "channels_last":
-        return np.ascontiguousarray(layouts.from_channels_last(value))
-    return np.asarray(value)
+    return np.ascontiguousarray(from_native(to_numpy(entry.variable), entry.layout))
 
 
 def write(entry: Entry, value: NDArray[Any]) -> None:
@@ -114,11 +108,8 @@ def write(entry: Entry, value: NDArray[Any]) -> None:
         [0.0, 1.0, 2.0]
 
     """
-    array = np.asarray(value)
-    if entry.layout == "depthwise":
-        array = layouts.to_depthwise(array, int(entry.variable.shape[-1]))
-    elif entry.layout == "channels_last":
-        array = layouts.to_channels_last(array)
+    multiplier = int(entry.variable.shape[-1]) if entry.layout == "depthwise" else 1
+    array = to_native(np.asarray(value), entry.layout, multiplier)
     entry.variable.assign(np.ascontiguousarray(array).astype(entry.variable.dtype))
 
 
@@ -200,7 +191,7 @@ def _settings(layer: Any, kind: str) -> dict[str, object] | None:
 def _layout(layer: Any, kind: str, name: str) -> str:
     if kind in ("conv", "conv_transpose", "linear") and name == "kernel":
         return "depthwise" if isinstance(layer, _DEPTHWISE) else "channels_last"
-    return "as_is"
+    return "canonical"
 
 
 def describe(model: Any) -> tuple[list[Tensor], list[Layer], dict[str, Entry]]:
@@ -239,7 +230,7 @@ def describe(model: Any) -> tuple[list[Tensor], list[Layer], dict[str, Entry]]:
             name = variable.name
             entry = Entry(variable, _layout(layer, kind, name))
             native = tuple(int(n) for n in variable.shape)
-            shape = native if entry.layout == "as_is" else canonical_shape(native, entry.layout)
+            shape = canonical_shape(native, entry.layout)
             tensors.append(
                 Tensor(
                     variable.path,

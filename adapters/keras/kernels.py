@@ -2,26 +2,28 @@
 
 A generated layer registers its slot with its ring when it is built: the
 ring's :class:`KernelTable` keeps the slot's packed index, already in the
-layer's native layout (:func:`~rpgcore.adapters.keras.indices.native_index`),
-and its scale rounded to the ring's dtype, both as backend constants (no
-weights: never trainable, never saved; 4 bytes of index per generated
-parameter). A slot is known by its :class:`SlotKey`, so that layers that
-share a slot in the same layout share one index.
+layer's native layout (:func:`rpgcore.packing.native_index`), as a backend
+constant (no weight: never trainable, never saved; 4 bytes of index per
+generated parameter). A slot is known by its :class:`SlotKey`, so that layers
+that share a slot in the same layout share one index.
 
 :meth:`KernelTable.kernel` then generates ``K = scale * R W`` (eq. 1 of the
-paper; spec section 5) in the ring's dtype:
+paper; spec section 5) in the ring's dtype with the generator backend of the
+Keras backend (:mod:`rpgcore.backends`, named by ``keras.backend.backend()``):
 
-- on PyTorch, within a model's call, all registered slots at once, shared
-  by the layers of that call (:mod:`rpgcore.adapters.keras.shared`): one
-  signed ring and one ring-sized gradient per call instead of one per layer;
-- otherwise one slot at a time (:func:`~rpgcore.adapters.keras.gather.signed_gather`).
-  This is the path of TensorFlow and JAX in every case. There a slot's
-  gather and gradient cost in proportion to the slot, not to the ring, and
-  are XLA computations: on JAX, per-slot generation of ResNet-18
-  on a 5.6M-entry ring measured as fast as one fused generation, and on
-  TensorFlow the whole step stays within about 10% of the vanilla one, so
-  sharing would add only machinery (JAX's trainer, moreover, calls the
-  layers through ``stateless_call``, one by one, outside any model call).
+- on PyTorch, within a model's call, all registered slots at once, shared by
+  the layers of that call (:mod:`rpgcore.adapters.keras.shared`), through
+  :func:`rpgcore.backends.torch.expand_slots`: one signed ring and one
+  ring-sized gradient per call instead of one per layer, and its
+  deterministic backward;
+- otherwise one slot at a time (the backend's ``gather``). This is the path
+  of TensorFlow and JAX in every case. There a slot's gather and gradient
+  cost in proportion to the slot, not to the ring, and are XLA computations:
+  on JAX, per-slot generation of ResNet-18 on a 5.6M-entry ring measured as
+  fast as one fused generation, and on TensorFlow the whole step stays within
+  about 10% of the vanilla one, so sharing would add only machinery (JAX's
+  trainer, moreover, calls the layers through ``stateless_call``, one by one,
+  outside any model call).
 
 Both paths give the same values, bit for bit.
 
@@ -29,7 +31,7 @@ Example:
     >>> import rpgcore
     >>> plan = rpgcore.Plan.build({"w": (3, 2)}, ring_size=4, seed=1)
     >>> table = KernelTable()
-    >>> key = table.register(plan, "w", "channels_last", 1, "float32")
+    >>> key = table.register(plan, "w", "channels_last", 1)
     >>> ring = keras.ops.convert_to_tensor(plan.init_ring("global"))
     >>> kernel = keras.ops.convert_to_numpy(table.kernel(ring, key))
     >>> bool((kernel.T == plan.expand(plan.init_ring("global"))["w"]).all())
@@ -39,16 +41,29 @@ Example:
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import keras  # type: ignore[import-untyped]
-import numpy as np
 
-from rpgcore.adapters.keras.gather import signed_gather
-from rpgcore.adapters.keras.indices import native_index
+from rpgcore import backends, packing
 from rpgcore.plan import Plan
 
-__all__ = ["KernelTable", "SlotKey"]
+__all__ = ["KernelTable", "SlotKey", "generator"]
+
+
+def generator() -> ModuleType:
+    """The generator backend of the current Keras backend (``rpgcore.backends.<name>``).
+
+    Returns:
+        The backend module.
+
+    Example:
+        >>> generator().__name__ == "rpgcore.backends." + keras.backend.backend()
+        True
+
+    """
+    return backends.get(keras.backend.backend())
 
 
 class SlotKey(NamedTuple):
@@ -57,15 +72,6 @@ class SlotKey(NamedTuple):
     slot: str
     layout: str
     multiplier: int
-
-
-def _scalar(value: float, dtype: str) -> Any:
-    """``value`` rounded to ``dtype`` once (never through an intermediate float type)."""
-    if dtype == "bfloat16":
-        import ml_dtypes  # a dependency of keras
-
-        return np.asarray(value, dtype=ml_dtypes.bfloat16)
-    return np.asarray(value, dtype=np.dtype(dtype))
 
 
 def _constant(array: Any) -> Any:
@@ -85,29 +91,29 @@ class KernelTable:
         >>> import rpgcore
         >>> plan = rpgcore.Plan.build({"w": (4, 3)}, ring_size=5)
         >>> table = KernelTable()
-        >>> key = table.register(plan, "w", "channels_last", 1, "float32")
-        >>> key, tuple(table.index(key).shape)
-        (SlotKey(slot='w', layout='channels_last', multiplier=1), (3, 4))
+        >>> key = table.register(plan, "w", "channels_last", 1)
+        >>> key, table.keys() == [key]
+        (SlotKey(slot='w', layout='channels_last', multiplier=1), True)
 
     """
 
     def __init__(self) -> None:
-        self._slots: dict[SlotKey, tuple[Any, Any]] = {}
+        self._slots: dict[SlotKey, tuple[Any, float]] = {}
+        self._plan: Plan | None = None
         self._shared: Any = None  # PyTorch's SharedKernels, created on first use
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies keep the constants and start with nothing generated."""
-        return {"_slots": self._slots, "_shared": None}
+        return {"_slots": self._slots, "_plan": self._plan, "_shared": None}
 
-    def register(self, plan: Plan, slot: str, layout: str, multiplier: int, dtype: str) -> SlotKey:
-        """Build a slot's packed index in ``layout`` and its scale in ``dtype``, once.
+    def register(self, plan: Plan, slot: str, layout: str, multiplier: int) -> SlotKey:
+        """Build a slot's packed index in ``layout``, once.
 
         Args:
             plan: the plan the slot belongs to.
             slot: the slot's name.
-            layout: ``"channels_last"`` or ``"depthwise"``.
+            layout: ``"channels_last"`` or ``"depthwise"`` (:mod:`rpgcore.layouts`).
             multiplier: the depth multiplier of a depthwise kernel (else 1).
-            dtype: the ring's dtype, which the scale is rounded to.
 
         Returns:
             The slot's key, for :meth:`kernel`.
@@ -119,26 +125,18 @@ class KernelTable:
         """
         key = SlotKey(slot, layout, int(multiplier))
         if key not in self._slots:
-            index = _constant(native_index(plan, slot, layout, key.multiplier))
-            scale = plan.slot(slot).scale
-            self._slots[key] = (index, None if scale == 1.0 else _constant(_scalar(scale, dtype)))
+            unsigned = keras.backend.backend() == "jax"  # no 64-bit integers by default
+            index = packing.native_index(plan, slot, layout, key.multiplier, unsigned=unsigned)
+            self._slots[key] = (_constant(index), plan.slot(slot).scale)
+        self._plan = plan
         return key
 
     def keys(self) -> list[SlotKey]:
         """The registered slots, in the order they were registered."""
         return list(self._slots)
 
-    def index(self, key: SlotKey) -> Any:
-        """The packed index of a registered slot (a backend tensor of the native kernel shape).
-
-        Raises:
-            KeyError: the slot was not registered.
-
-        """
-        return self._slots[key][0]
-
     def kernel(self, ring: Any, key: SlotKey) -> Any:
-        """The kernel ``take([W, -W], index) * scale`` of a registered slot, in the ring's dtype.
+        """The kernel ``scale * s(k) * W[u(k)]`` of a registered slot, in the ring's dtype.
 
         Args:
             ring: the ring variable (or its value).
@@ -152,6 +150,7 @@ class KernelTable:
 
         """
         index, scale = self._slots[key]
+        value = keras.ops.convert_to_tensor(ring)
         if keras.backend.backend() == "torch":
             from rpgcore.adapters.keras import shared
 
@@ -159,9 +158,6 @@ class KernelTable:
             if call is not None:
                 if self._shared is None:
                     self._shared = shared.SharedKernels()
-                value = keras.ops.convert_to_tensor(ring)
-                return self._shared.kernel(value, self._slots, key, call)
-        kernel = signed_gather(ring, index)
-        if scale is not None:
-            kernel = keras.ops.multiply(kernel, scale)
-        return kernel
+                return self._shared.kernel(value, self._slots, key, call, self._plan)
+            index = index.to(value.device)
+        return generator().gather(value, index, scale)

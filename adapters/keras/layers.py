@@ -37,10 +37,10 @@ from typing import Any, ClassVar
 
 import keras  # type: ignore[import-untyped]
 
-from rpgcore.adapters.keras.indices import CHANNELS_LAST, DEPTHWISE, canonical_shape, native_shape
 from rpgcore.adapters.keras.kernels import SlotKey
 from rpgcore.adapters.keras.ring import Ring
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
+from rpgcore.layouts import canonical_shape, native_shape
 
 __all__ = [
     "GENERATED",
@@ -82,8 +82,8 @@ class RPGLayer:
 
     """
 
-    layout: ClassVar[str] = CHANNELS_LAST
-    """How the Keras base class stores its kernel (:mod:`rpgcore.adapters.keras.indices`)."""
+    layout: ClassVar[str] = "channels_last"
+    """How the Keras base class stores its kernel (:mod:`rpgcore.layouts`)."""
 
     # Provided by the Keras base class (declared for type checkers only).
     name: str
@@ -133,7 +133,7 @@ class RPGLayer:
         if native is None:  # pragma: no cover - a Keras base class that names its kernel otherwise
             raise PlanError(f"{type(self).__name__}: the Keras base layer created no kernel")
         slot = self.ring.plan.slot(self.slot)
-        multiplier = native[-1] if self.layout == DEPTHWISE else 1
+        multiplier = native[-1] if self.layout == "depthwise" else 1
         if canonical_shape(native, self.layout) != slot.shape:
             raise PlanMismatchError(
                 f"layer {self.name!r} needs a kernel of shape {native} (canonical "
@@ -255,7 +255,7 @@ class RPGConv3DTranspose(RPGLayer, keras.layers.Conv3DTranspose):  # type: ignor
 class RPGDepthwiseConv1D(RPGLayer, keras.layers.DepthwiseConv1D):  # type: ignore[misc]
     """``keras.layers.DepthwiseConv1D`` with a generated kernel (canonical ``(in * m, 1, k)``)."""
 
-    layout: ClassVar[str] = DEPTHWISE
+    layout: ClassVar[str] = "depthwise"
 
 
 @_register
@@ -266,7 +266,7 @@ class RPGDepthwiseConv2D(RPGLayer, keras.layers.DepthwiseConv2D):  # type: ignor
     channel ``i``'s ``j``-th filter, as in PyTorch's ``groups=in`` convolution.
     """
 
-    layout: ClassVar[str] = DEPTHWISE
+    layout: ClassVar[str] = "depthwise"
 
 
 @_register

@@ -1,4 +1,4 @@
-"""PyTorch's SGD as a Keras optimizer, and a per-step learning-rate table.
+"""PyTorch's SGD as a Keras optimizer.
 
 ``keras.optimizers.SGD`` differs from ``torch.optim.SGD`` twice: its
 ``weight_decay`` is *decoupled* (the variable shrinks after the update,
@@ -16,10 +16,6 @@ the update rather than in the loss: the gradient of ``wd / 2 * |w|^2`` is
 the same ``wd * w``, but adding it here needs no second pass over the
 variables, and the reported loss stays the data loss, as in PyTorch.
 
-:class:`StepTable` gives the learning rate of every step from a table, so
-that the schedule of :func:`rpgcore.training.learning_rate` (which changes
-within an epoch) is followed exactly whatever the backend.
-
 Example:
     >>> import numpy as np
     >>> import keras
@@ -34,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import keras  # type: ignore[import-untyped]
@@ -42,40 +37,7 @@ import numpy as np
 
 from rpgcore.errors import ArgumentError
 
-__all__ = ["StepTable", "TorchSGD"]
-
-
-@keras.saving.register_keras_serializable(package="rpgcore")
-class StepTable(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
-    """The learning rate of step ``i`` is ``values[i]`` (the last one after the table).
-
-    Args:
-        values: one learning rate per optimizer step.
-
-    Raises:
-        ArgumentError: an empty table.
-
-    Example:
-        >>> schedule = StepTable([0.1, 0.05])
-        >>> [float(schedule(step)) for step in (0, 1, 7)]
-        [0.10000000149011612, 0.05000000074505806, 0.05000000074505806]
-
-    """
-
-    def __init__(self, values: Sequence[float]) -> None:
-        if len(values) == 0:
-            raise ArgumentError("the learning-rate table is empty; give one value per step")
-        self.values = [float(v) for v in values]
-        self._table = np.asarray(self.values, np.float32)
-
-    def __call__(self, step: Any) -> Any:
-        """The rate of optimizer step ``step`` (its ``iterations`` counter)."""
-        index = keras.ops.minimum(keras.ops.cast(step, "int32"), len(self.values) - 1)
-        return keras.ops.take(keras.ops.convert_to_tensor(self._table), index)
-
-    def get_config(self) -> dict[str, Any]:
-        """The table."""
-        return {"values": self.values}
+__all__ = ["TorchSGD"]
 
 
 @keras.saving.register_keras_serializable(package="rpgcore")
@@ -83,7 +45,7 @@ class TorchSGD(keras.optimizers.Optimizer):  # type: ignore[misc]
     """``torch.optim.SGD(lr, momentum, weight_decay)`` for Keras, on every backend.
 
     Args:
-        learning_rate: a float or a ``LearningRateSchedule`` (such as :class:`StepTable`).
+        learning_rate: a float or a ``LearningRateSchedule``.
         momentum: the momentum, ``0 <= momentum < 1``.
         weight_decay: the L2 coefficient added to the gradient (PyTorch's
             coupled weight decay, not Keras' decoupled one).

@@ -28,10 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras  # type: ignore[import-untyped]
-import numpy as np
-from numpy.typing import NDArray
 
-from rpgcore.adapters.keras.indices import native_index
 from rpgcore.adapters.keras.kernels import KernelTable, SlotKey
 from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
@@ -119,57 +116,16 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
         """``N``, the number of ring entries."""
         return self._plan.ring(self.ring_name).size
 
-    def signed(self) -> Any:
-        """The signed ring ``[W, -W]`` (length ``2N``) that the packed indices read.
-
-        Returns:
-            A backend tensor in the ring's dtype.
-
-        Example:
-            >>> import rpgcore
-            >>> ring = Ring(rpgcore.Plan.build({"w": (2, 2)}, ring_size=3))
-            >>> tuple(ring.signed().shape)
-            (6,)
-
-        """
-        values = keras.ops.convert_to_tensor(self.variable)
-        return keras.ops.concatenate([values, keras.ops.negative(values)])
-
-    def index(self, slot: str, layout: str, multiplier: int = 1) -> NDArray[np.signedinteger[Any]]:
-        """The packed indices of one of this ring's slots, in a native layout (numpy).
-
-        Args:
-            slot: a slot of the plan generated from this ring.
-            layout: ``"channels_last"`` or ``"depthwise"``
-                (:mod:`rpgcore.adapters.keras.indices`).
-            multiplier: the depth multiplier of a depthwise kernel.
-
-        Returns:
-            The index array, C-contiguous, in the native kernel shape.
-
-        Raises:
-            PlanError: no such slot, or the slot belongs to another ring.
-
-        Example:
-            >>> import rpgcore
-            >>> ring = Ring(rpgcore.Plan.build({"w": (4, 3)}, ring_size=5))
-            >>> ring.index("w", "channels_last").shape
-            (3, 4)
-
-        """
-        self.check_slot(slot)
-        return native_index(self._plan, slot, layout, multiplier)
-
     def register(self, slot: str, layout: str, multiplier: int = 1) -> SlotKey:
         """Make ``slot`` one of the kernels this ring generates, in a native layout.
 
-        Builds the slot's packed index (once per slot and layout) and its
-        scale rounded to the ring's dtype, as backend constants, not weights.
+        Builds the slot's packed index (once per slot and layout), as a
+        backend constant, not a weight.
 
         Args:
             slot: a slot of the plan generated from this ring.
             layout: ``"channels_last"`` or ``"depthwise"``
-                (:mod:`rpgcore.adapters.keras.indices`).
+                (:mod:`rpgcore.layouts`).
             multiplier: the depth multiplier of a depthwise kernel.
 
         Returns:
@@ -187,11 +143,10 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
 
         """
         self.check_slot(slot)
-        dtype = keras.backend.standardize_dtype(self.variable.dtype)
-        return self._kernels.register(self._plan, slot, layout, multiplier, dtype)
+        return self._kernels.register(self._plan, slot, layout, multiplier)
 
     def kernel(self, key: SlotKey) -> Any:
-        """The generated kernel ``take([W, -W], index) * scale`` of a registered slot.
+        """The generated kernel ``scale * s(k) * W[u(k)]`` of a registered slot.
 
         In the ring's dtype and the layout the slot was registered in,
         differentiable with respect to the ring. On PyTorch, the layers of
@@ -245,10 +200,9 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
         plan.ring(self.ring_name)
         keys = self._kernels.keys()
         self._plan, self._plan_json = plan, plan.to_json()
-        dtype = keras.backend.standardize_dtype(self.variable.dtype)
         self._kernels = KernelTable()
         for key in keys:
-            self._kernels.register(plan, key.slot, key.layout, key.multiplier, dtype)
+            self._kernels.register(plan, key.slot, key.layout, key.multiplier)
 
     def check_slot(self, slot: str) -> None:
         """Check that ``slot`` is a slot of the plan generated from this ring.

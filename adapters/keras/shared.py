@@ -6,13 +6,13 @@ in the backward, which autograd then adds up: ``L`` ring-sized tensors per
 step for ``L`` layers, the bulk of the step's overhead for a large ring. So
 within one call of a Keras model, the first generated layer to ask for its
 kernel has :class:`SharedKernels` generate the kernels of **all** slots
-registered with the ring at once (:class:`ExpandSlots`: one ``[W, -W]``,
-one ``index_select`` per slot, the scale applied in place), and the other
-layers of the call take theirs. The backward is one zero-filled ``2N``
-buffer into which every slot's gradient is added with ``index_add_`` in
-slot order (serial, hence deterministic, on the CPU; atomic adds on a GPU,
-as autograd's own), folded back as ``g[:N] - g[N:]``: eq. 2,
-``dL/dW = sum_i R_i^T dL/dK_i``.
+registered with the ring at once, with the torch generator backend's fused
+operation (:func:`rpgcore.backends.torch.expand_slots`: one ``[W, -W]``, one
+``index_select`` per slot), and the other layers of the call take theirs.
+Its backward is eq. 2, ``dL/dW = sum_i R_i^T dL/dK_i``, deterministic: an
+ordered add on the CPU; on another device, where the slots' Keras layouts
+are not in position order, the spec's inverse gather whenever every slot of
+the ring is registered once (always, for a model that uses its whole plan).
 
 The generation lives exactly as long as the model call: it is keyed by
 Keras' call context (a new one for every call of a model), by the ring's
@@ -22,14 +22,17 @@ lets go of the kernels (the autograd graph keeps what the backward needs).
 So two calls of a model never share kernels, and each can be
 differentiated on its own. Outside a model's call (a layer called on its
 own, ``layer.kernel``, ``stateless_call``, ``torch.compile`` tracing) every
-kernel is generated alone (:func:`~rpgcore.adapters.keras.gather.signed_gather`).
+kernel is generated alone (:func:`rpgcore.backends.torch.gather`).
 Both ways give the same values, bit for bit.
 
 Example:
     >>> import torch
+    >>> class Call:  # stands for Keras' call context of one model call
+    ...     pass
     >>> ring = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    >>> first, second = ExpandSlots.apply(ring, (torch.tensor([0, 4]), torch.tensor([[5]])),
-    ...                                   (None, torch.tensor(2.0)))
+    >>> slots = {"a": (torch.tensor([0, 4]), 1.0), "b": (torch.tensor([[5]]), 2.0)}
+    >>> shared, call = SharedKernels(), Call()
+    >>> first, second = shared.kernel(ring, slots, "a", call), shared.kernel(ring, slots, "b", call)
     >>> first.tolist(), second.tolist()
     ([1.0, -2.0], [[-6.0]])
     >>> (first.sum() + second.sum()).backward()
@@ -48,54 +51,14 @@ import keras  # type: ignore[import-untyped]
 import torch
 from keras.src.backend.common import global_state  # type: ignore[import-untyped]
 
-__all__ = ["ExpandSlots", "SharedKernels", "model_call"]
+from rpgcore import packing
+from rpgcore.backends import torch as backend
+from rpgcore.plan import Plan
 
+__all__ = ["INVERSE_ON_CPU", "SharedKernels", "model_call"]
 
-class ExpandSlots(torch.autograd.Function):
-    """Gather every slot's kernel from ``[W, -W]``; one ordered ``index_add_`` backward.
-
-    ``apply(ring, indices, scales)``: ``indices`` is a tuple of packed index
-    tensors (each in its kernel's native shape), ``scales`` a tuple of
-    0-d tensors in the ring's dtype or ``None`` (scale 1). Returns one
-    tensor per index: ``take([W, -W], index) * scale``, each a tensor of its
-    own, so that a slot's gradient reaches the backward as it is.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        ring: torch.Tensor,
-        indices: tuple[torch.Tensor, ...],
-        scales: tuple[torch.Tensor | None, ...],
-    ) -> tuple[torch.Tensor, ...]:
-        """The kernels, in the order of ``indices``."""
-        ctx.save_for_backward(*indices)
-        ctx.scales = scales
-        ctx.size = ring.shape[0]
-        ctx.set_materialize_grads(False)  # a kernel that the loss does not use adds nothing
-        signed = torch.cat([ring, -ring])
-        kernels = []
-        for index, scale in zip(indices, scales, strict=True):
-            kernel = signed.index_select(0, index.reshape(-1)).view(index.shape)
-            kernels.append(kernel if scale is None else kernel.mul_(scale))
-        return tuple(kernels)
-
-    @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, None, None]:
-        """Eq. 2: every kernel gradient added into the signed ring, folded back."""
-        size: int = ctx.size
-        total: torch.Tensor | None = None
-        for grad, index, scale in zip(grads, ctx.saved_tensors, ctx.scales, strict=True):
-            if grad is None:
-                continue
-            if total is None:
-                total = grad.new_zeros(2 * size)
-            if scale is not None:
-                grad = grad * scale
-            total.index_add_(0, index.reshape(-1), grad.reshape(-1))
-        if total is None:
-            return None, None, None
-        return total[:size] - total[size:], None, None
+INVERSE_ON_CPU = False
+"""Use the inverse gather on the CPU too (where the ordered add is deterministic already)."""
 
 
 def model_call() -> Any:
@@ -156,7 +119,7 @@ class SharedKernels:
         >>> class Call:  # stands for Keras' call context of one model call
         ...     pass
         >>> call, ring, shared = Call(), torch.tensor([1.0, 2.0]), SharedKernels()
-        >>> slots = {"a": (torch.tensor([0, 3]), None), "b": (torch.tensor([1]), None)}
+        >>> slots = {"a": (torch.tensor([0, 3]), 1.0), "b": (torch.tensor([1]), 1.0)}
         >>> first = shared.kernel(ring, slots, "a", call)
         >>> first.tolist(), shared.kernel(ring, slots, "b", call).tolist()
         ([1.0, -2.0], [2.0])
@@ -169,25 +132,47 @@ class SharedKernels:
 
     def __init__(self) -> None:
         self._generation: _Generation | None = None
+        self._inverse: dict[tuple[Any, ...], torch.Tensor] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies of a model (``copy.deepcopy``) start with nothing generated."""
-        return {"_generation": None}
+        return {"_generation": None, "_inverse": {}}
+
+    def _inverse_of(
+        self, ring: torch.Tensor, keys: list[Any], plan: Plan | None
+    ) -> torch.Tensor | None:
+        """The ring's inverse gather for these slots and layouts, off the CPU, if it exists.
+
+        It exists when every slot of the ring is registered once, in plan order.
+        """
+        if (ring.device.type == "cpu" and not INVERSE_ON_CPU) or plan is None or not keys:
+            return None
+        name = plan.slot(keys[0].slot).ring
+        if [key.slot for key in keys] != [s.name for s in plan.slots if s.ring == name]:
+            return None
+        cached = (ring.device, *keys)
+        if cached not in self._inverse:
+            layouts = [(key.layout, key.multiplier) for key in keys]
+            inverse = packing.inverse_index(plan, name, layouts)
+            self._inverse[cached] = torch.from_numpy(inverse).to(ring.device)
+        return self._inverse[cached]
 
     def kernel(
         self,
         ring: torch.Tensor,
-        slots: Mapping[Any, tuple[torch.Tensor, torch.Tensor | None]],
+        slots: Mapping[Any, tuple[torch.Tensor, float]],
         key: Any,
         call: Any,
+        plan: Plan | None = None,
     ) -> torch.Tensor:
         """The kernel of slot ``key``, generated with every other slot once per ``call``.
 
         Args:
             ring: the ring's tensor (``variable.value``).
-            slots: every registered slot's ``(packed index, scale or None)``.
+            slots: every registered slot's ``(packed index, scale)``.
             key: the slot to return.
             call: the model's call context (:func:`model_call`).
+            plan: the ring's plan, for the inverse gather off the CPU.
 
         Returns:
             The kernel, in the ring's dtype.
@@ -199,11 +184,16 @@ class SharedKernels:
         generation = self._generation
         if generation is None or not generation.serves(call, ring, len(slots)):
             keys = list(slots)
+            if plan is not None:  # plan order: the inverse gather reads the gradients so
+                order = {slot.name: i for i, slot in enumerate(plan.slots)}
+                keys.sort(key=lambda k: order.get(str(getattr(k, "slot", k)), len(order)))
             # The constants live on Keras' default device; a ring moved elsewhere takes them along.
-            indices = tuple(slots[k][0].to(ring.device) for k in keys)
-            scales = tuple(None if s is None else s.to(ring.device) for _, s in slots.values())
-            kernels: tuple[torch.Tensor, ...] = ExpandSlots.apply(  # type: ignore[no-untyped-call]
-                ring, indices, scales
+            indices = [slots[k][0].to(ring.device) for k in keys]
+            kernels = backend.expand_slots(
+                ring,
+                indices,
+                [slots[k][1] for k in keys],
+                inverse=self._inverse_of(ring, keys, plan),
             )
             reference = weakref.ref(call, self._forget)
             generation = _Generation(

@@ -5,15 +5,16 @@ The rings live on the converted model itself, so that containers such as
 
 - every ring is an ``nn.Parameter`` of the model named ``rpg_ring_<name>``,
   the only trainable state of the generated layers;
-- the packed indices (:func:`~rpgcore.adapters.torch.generator.pack_indices`)
-  are non-persistent buffers ``rpg_packed_<name>``, regenerated from the plan
-  on the model's device: a ``state_dict`` never holds index or sign arrays;
+- the packed indices (:func:`rpgcore.packing.ring_index`) are non-persistent
+  buffers ``rpg_packed_<name>``, regenerated from the plan and moved to the
+  model's device: a ``state_dict`` never holds index or sign arrays;
 - the plan is saved in the ``state_dict`` as the model's extra state.
 
 A :class:`RingBank` is the plain object (not a module) that the model and
 its generated layers share: it generates every kernel with one fused
-operation per ring and caches them until a ring changes or the model's next
-forward begins, so the layers of one forward share one generation.
+operation per ring (:func:`rpgcore.backends.torch.expand_slots`) and caches
+them until a ring changes or the model's next forward begins, so the layers
+of one forward share one generation.
 
 Example:
     >>> import torch
@@ -31,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rpgcore.adapters.torch.generator import expand_slots, pack_indices, pack_inverse
+from rpgcore import packing
 from rpgcore.backends import torch as backend
 from rpgcore.errors import ArgumentError, PlanError
 from rpgcore.plan import Plan
@@ -162,20 +163,20 @@ class RingBank:
         kernels: dict[str, torch.Tensor] = {}
         for ring in self.plan.rings:
             slots = [s for s in self.plan.slots if s.ring == ring.name]
-            layout = tuple((s.offset, s.size, s.shape, s.scale) for s in slots)
             packed = getattr(self.owner, PACKED_PREFIX + ring.name)
-            inverse = getattr(self.owner, INVERSE_PREFIX + ring.name, None)
-            generated = expand_slots(self.ring(ring.name), packed, layout, inverse=inverse)
+            generated = backend.expand_slots(
+                self.ring(ring.name),
+                [packed[s.offset : s.offset + s.size].view(s.shape) for s in slots],
+                [s.scale for s in slots],
+                inverse=getattr(self.owner, INVERSE_PREFIX + ring.name, None),
+            )
             kernels.update(zip((s.name for s in slots), generated, strict=True))
         return kernels
 
 
 def _packed(plan: Plan, name: str, *, inverse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    geometry = plan.geometry(name)
-    indices = backend.ring_indices(geometry, 0, geometry.generated)
-    signs = backend.ring_signs(geometry, 0, geometry.generated)
-    packed = pack_indices(indices, signs, geometry.size)
+    packed = torch.from_numpy(packing.ring_index(plan, name))
     if not inverse:
         return packed, None
-    offsets = backend.ring_inverse(geometry, 0, geometry.blocks * geometry.size)
-    return packed, pack_inverse(offsets, signs, geometry.size)
+    layouts = ["canonical"] * sum(1 for slot in plan.slots if slot.ring == name)
+    return packed, torch.from_numpy(packing.inverse_index(plan, name, layouts))

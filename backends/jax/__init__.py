@@ -53,6 +53,7 @@ from rpgcore import spec
 from rpgcore.backends._ranges import check_blocks, check_gradient, padded_chunks, static_range
 from rpgcore.backends.jax._arrays import Device, check_dtype, from_numpy, placed, put, to_numpy
 from rpgcore.backends.jax._contraction import add_blocks
+from rpgcore.backends.jax._generation import expand_slots, gather
 from rpgcore.backends.jax._initial_ring import init_chunks
 from rpgcore.backends.jax._permutation import permute_chunks
 from rpgcore.backends.jax._signs import sign_chunks
@@ -66,6 +67,8 @@ __all__ = [
     "CHUNK",
     "contract",
     "expand",
+    "expand_slots",
+    "gather",
     "from_numpy",
     "to_numpy",
     "init_ring",

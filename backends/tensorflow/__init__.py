@@ -50,6 +50,7 @@ from rpgcore.backends.tensorflow._arrays import (
     to_numpy,
 )
 from rpgcore.backends.tensorflow._contraction import add_blocks
+from rpgcore.backends.tensorflow._generation import expand_slots, gather
 from rpgcore.backends.tensorflow._initial_ring import init_range
 from rpgcore.backends.tensorflow._permutation import permute_range
 from rpgcore.backends.tensorflow._signs import sign_range
@@ -63,6 +64,8 @@ __all__ = [
     "CHUNK",
     "contract",
     "expand",
+    "expand_slots",
+    "gather",
     "from_numpy",
     "to_numpy",
     "init_ring",

@@ -189,10 +189,8 @@ def sha256(array: np.ndarray, dtype: str) -> str:
 
 
 def to_layout(kernel: np.ndarray, layout: str, arguments: dict[str, Any]) -> np.ndarray:
-    """The kernel in a framework's layout, through ``rpgcore.layouts.to_<layout>``."""
-    if layout == "canonical":
-        return kernel
-    return getattr(layouts, f"to_{layout}")(kernel, **arguments)
+    """The kernel in a framework's layout, through ``rpgcore.layouts.to_native``."""
+    return layouts.to_native(kernel, layout, **arguments)
 
 
 def build(entry: dict[str, Any]) -> rpgcore.Plan:

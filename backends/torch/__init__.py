@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from rpgcore import spec
 from rpgcore.backends._ranges import check_gradient, ranges
+from rpgcore.backends.torch._generation import expand_slots, gather
 from rpgcore.geometry import check_range
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ __all__ = [
     "CHUNK",
     "contract",
     "expand",
+    "expand_slots",
+    "gather",
     "from_numpy",
     "to_numpy",
     "init_ring",
