@@ -48,7 +48,11 @@ FRAMEWORK_BACKENDS = TORCH_FILES + OTHER_FRAMEWORK_FILES
 """Files that import a framework: their examples run in that framework's session."""
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 EVERY_FRAMEWORK = "numpy,torch,jax,tensorflow,keras,flax,equinox"
-KERAS_TESTS = ("tests/test_keras_*.py", "tests/test_cross_framework*.py")
+KERAS_TESTS = (
+    "tests/test_keras_*.py",
+    "tests/test_cross_framework*.py",
+    "tests/test_adapter_contract.py",
+)
 """What runs again under each further Keras backend (Keras picks one per process)."""
 KERAS_SELECTED = (("tests/test_resume.py", "keras"),)
 """Files whose Keras tests (chosen by ``-k``) also run again under each further backend."""

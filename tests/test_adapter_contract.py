@@ -73,3 +73,114 @@ def test_the_cupy_adapter_refuses_every_verb_with_the_reason() -> None:
     for verb in adapters.VERBS:
         with pytest.raises(BackendUnavailableError, match="not implemented"):
             getattr(cupy, verb)
+
+
+# --------------------------------------------------------------------------- the contract
+# One body of assertions for every adapter configuration (tests/contract_support.py):
+# torch, JAX NNX, JAX pytree, and Keras on this process's backend (CI runs this file
+# under each Keras backend).
+
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from contract_support import (  # noqa: E402
+    CANDIDATES,
+    CONFIGURATIONS,
+    HARNESSES,
+    ORDINARY,
+    SIZES,
+    Harness,
+    images,
+)
+
+import rpgcore  # noqa: E402
+from rpgcore.errors import PlanMismatchError, RingSizeWarning  # noqa: E402
+
+
+@pytest.fixture(params=CONFIGURATIONS)
+def harness(request: pytest.FixtureRequest) -> Harness:
+    return HARNESSES[request.param]()
+
+
+@pytest.fixture(params=[name for name in CONFIGURATIONS if HARNESSES[name].files])
+def model_harness(request: pytest.FixtureRequest) -> Harness:
+    """The configurations with a model of their own: ring files and ``materialize``."""
+    return HARNESSES[request.param]()
+
+
+def _upstream(plan: rpgcore.Plan) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {s.name: rng.standard_normal(s.shape).astype(np.float32) for s in plan.slots}
+
+
+def test_kernels_are_plan_expand_bitwise(harness: Harness) -> None:
+    for mode in rpgcore.spec.MODES:
+        model = harness.convert(ring_size=97, mode=mode, seed=3)
+        plan = harness.plan(model)
+        expected = plan.expand(harness.rings(model))
+        kernels = harness.kernels(model)
+        assert list(kernels) == list(plan.slot_names)
+        for name, kernel in kernels.items():
+            assert kernel.dtype == np.float32
+            assert np.array_equal(kernel.view(np.uint32), expected[name].view(np.uint32)), name
+
+
+def test_the_ring_gradient_is_plan_contract_and_repeats_bitwise(harness: Harness) -> None:
+    model = harness.convert(ring_size={"a": 60, "b": 37}, scope=_two_rings, seed=5)
+    plan = harness.plan(model)
+    upstream = _upstream(plan)
+    want = plan.contract(upstream)
+    first = harness.ring_gradient(model, upstream)
+    second = harness.ring_gradient(model, upstream)
+    for name in plan.ring_sizes:
+        # float32 sums of the same terms in another order: a few ulps of the
+        # largest partial sum (terms of O(scale) <= 4, at most 8 blocks).
+        np.testing.assert_allclose(first[name], want[name], rtol=1e-5, atol=1e-4)
+        assert np.array_equal(first[name].view(np.uint32), second[name].view(np.uint32))
+
+
+def _two_rings(name: str, layer: object) -> str:
+    return "a" if name.startswith("conv") else "b"
+
+
+def test_default_include_dof_and_block_scope_behave_alike(harness: Harness) -> None:
+    model = harness.convert(dof=200)
+    plan = harness.plan(model)
+    chosen = [name.split("/")[0].split(".")[0] for name in plan.slot_names]
+    assert chosen == list(CANDIDATES[:-1])  # all but the classifier, in forward order
+    assert [s.init for s in plan.slots] == ["he_fan_out", "he_fan_out", "lecun_fan_in"]
+    assert harness.trainable(model) == 200
+    assert plan.ring_sizes == {"global": 200 - ORDINARY - SIZES["head"]}
+    everything = [harness.name(layer) for layer in CANDIDATES]
+    blocks = harness.plan(harness.convert(ring_size=30, scope="block", include=everything))
+    assert list(blocks.ring_sizes) == ["conv1", "conv2", "fc1", "head"]
+
+
+def test_a_ring_larger_than_its_layers_is_warned_about(harness: Harness) -> None:
+    with pytest.warns(RingSizeWarning, match="ring 'global' has 5,000 entries"):
+        harness.convert(ring_size=5_000)
+
+
+def test_ring_files_and_materialize_keep_the_function(
+    model_harness: Harness, tmp_path: Path
+) -> None:
+    harness = model_harness
+    model = harness.convert(ring_size=150, seed=9, init_seed=1)
+    x = images()
+    before = harness.outputs(model, x)
+    path = tmp_path / "m.rpg.safetensors"
+    harness.save(model, path)
+    other = harness.convert(ring_size=150, seed=9, init_seed=2)  # other ordinary weights
+    assert not np.array_equal(harness.outputs(other, x), before)
+    harness.load(other, path)
+    assert np.array_equal(harness.outputs(other, x), before)
+    plain = harness.materialize(model)
+    # The same kernels through the framework's plain layer: the same operations.
+    np.testing.assert_allclose(harness.outputs(plain, x), before, rtol=0, atol=1e-6)
+    stranger = harness.convert(ring_size=150, seed=10)
+    with pytest.raises(PlanMismatchError, match="seed 9"):
+        harness.load(stranger, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a file of the same network loads without a word
+        harness.load(harness.convert(ring_size=150, seed=9), path)

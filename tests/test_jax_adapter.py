@@ -170,26 +170,6 @@ def test_nnx_optimizer_value_and_grad_and_jit_train_it() -> None:
         assert np.array_equal(kernel, reference[name]), name
 
 
-def test_materialize_computes_the_same_function() -> None:
-    model = _mixed()
-    images, _ = _batch()
-    plain = rpg.materialize(model)
-    assert type(plain.conv) is nnx.Conv
-    assert not hasattr(plain, "rpg_bank")
-    assert isinstance(plain.conv.kernel, nnx.Param)
-    assert np.array_equal(np.asarray(plain(images)), np.asarray(model(images)))
-    assert rpg.plan_of(model).slot_names  # the RPG model is left as it was
-
-
-def test_block_scope_gives_one_ring_per_top_level_child() -> None:
-    model = rpg.rpgify(rpg.models.small_resnet(width=4), ring_size=50, scope="block")
-    plan = rpg.plan_of(model)
-    assert list(plan.ring_sizes) == ["conv1", "layer1", "layer2", "layer3"]
-    assert {s.ring for s in plan.slots if s.name.startswith("layer2.")} == {"layer2"}
-    params = jax.tree.leaves(nnx.state(model, nnx.Param))
-    assert sum(leaf.shape == (50,) for leaf in params) == 4
-
-
 def test_include_and_scope_callables() -> None:
     model = rpg.rpgify(
         Mixed(nnx.Rngs(0)),
@@ -207,13 +187,6 @@ def test_include_and_scope_callables() -> None:
     )
     assert {s.name: s.ring for s in plan.slots}["head.kernel"] == "dense"
     assert isinstance(model.grouped.kernel, nnx.Param)  # left as it was
-
-
-def test_dof_gives_the_ring_what_the_ordinary_parameters_leave() -> None:
-    model = rpg.rpgify(Mixed(nnx.Rngs(0)), dof=200)
-    total = sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
-    assert total == 200
-    assert rpg.plan_of(model).ring_sizes == {"global": 200 - (6 + 6 + 4 + 5 + 5 + 3 + 15)}
 
 
 def test_the_same_arguments_give_the_same_plan_and_ring_as_torch_rules() -> None:

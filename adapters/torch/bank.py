@@ -64,6 +64,7 @@ class RingBank:
         self.plan = plan
         self.backward = backward
         self._cache: tuple[tuple[object, ...], dict[str, torch.Tensor]] | None = None
+        self.in_forward = False
 
     def __getstate__(self) -> dict[str, object]:
         """Copies (``copy.deepcopy`` of the model, say for an EMA copy) start with no cache.
@@ -71,7 +72,7 @@ class RingBank:
         The cached kernels of a training forward are not graph leaves, which
         ``deepcopy`` refuses, and would be stale for the copy anyway.
         """
-        return {**self.__dict__, "_cache": None}
+        return {**self.__dict__, "_cache": None, "in_forward": False}
 
     @classmethod
     def attach(cls, owner: nn.Module, plan: Plan, backward: str = "add") -> RingBank:
@@ -124,6 +125,33 @@ class RingBank:
     def forget(self) -> None:
         """Drop the cached kernels (the model's forward does this before it starts)."""
         self._cache = None
+
+    def kernel(self, slot: str) -> torch.Tensor:
+        """One slot's kernel, as ``layer.weight`` reads it.
+
+        Within the model's forward (or without autograd) it comes from the
+        generation the forward's layers share (:meth:`kernels`). Outside a
+        forward, with autograd on, the slot is generated alone, every time, so
+        that each use has its own graph (a loss on ``layer.weight`` can be
+        differentiated again after a ``backward``).
+
+        Args:
+            slot: the slot's name.
+
+        Returns:
+            The kernel, canonical shape.
+
+        Raises:
+            PlanError: no such slot.
+
+        """
+        if self.in_forward or not torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self.kernels()[slot]
+        spec = self.plan.slot(slot)
+        packed = getattr(self.owner, PACKED_PREFIX + spec.ring)
+        index = packed[spec.offset : spec.offset + spec.size].view(spec.shape)
+        (kernel,) = backend.expand_slots(self.ring(spec.ring), [index], [spec.scale])
+        return kernel
 
     def _key(self) -> tuple[object, ...]:
         rings = [self.ring(name) for name in self.plan.ring_sizes]

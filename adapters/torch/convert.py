@@ -69,7 +69,7 @@ def _bank(module: nn.Module) -> RingBank | None:
 
 
 def _generated_weight(module: nn.Module) -> torch.Tensor:
-    kernel: torch.Tensor = module.__dict__[BANK].kernels()[module.__dict__["_rpg_slot"]]
+    kernel: torch.Tensor = module.__dict__[BANK].kernel(module.__dict__["_rpg_slot"])
     return kernel
 
 
@@ -148,8 +148,15 @@ def _generated_class(base: type[nn.Module]) -> type[nn.Module]:
 
 
 def _forget_kernels(model: nn.Module, _: Any) -> None:
-    """Forward pre-hook: every forward generates its kernels afresh, once."""
-    model.__dict__[BANK].forget()
+    """Forward pre-hook: every forward generates its kernels afresh, once, for all its layers."""
+    bank: RingBank = model.__dict__[BANK]
+    bank.forget()
+    bank.in_forward = True
+
+
+def _end_forward(model: nn.Module, *_: Any) -> None:
+    """Forward hook (also when the forward raises): later reads generate their own kernel."""
+    model.__dict__[BANK].in_forward = False
 
 
 def candidates(model: nn.Module) -> list[Candidate]:
@@ -261,6 +268,7 @@ def rpgify(model: nn.Module, options: Options) -> nn.Module:
     model.__class__ = root_class
     model.__dict__[BANK] = bank
     model.register_forward_pre_hook(_forget_kernels)
+    model.register_forward_hook(_end_forward, always_call=True)
     return model
 
 
@@ -320,7 +328,8 @@ def materialize(model: nn.Module) -> nn.Module:
         del copied._buffers[PACKED_PREFIX + ring.name]
         copied._buffers.pop(INVERSE_PREFIX + ring.name, None)
     copied.__class__ = _base_of(copied)
-    for key, hook in list(copied._forward_pre_hooks.items()):
-        if hook is _forget_kernels:
-            del copied._forward_pre_hooks[key]
+    for hooks in (copied._forward_pre_hooks, copied._forward_hooks):
+        for key, hook in list(hooks.items()):
+            if hook in (_forget_kernels, _end_forward):
+                del hooks[key]
     return copied
