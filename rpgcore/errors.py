@@ -25,6 +25,7 @@ __all__ = [
     "ConversionWarning",
     "DatasetError",
     "DivergedError",
+    "PlanCheckWarning",
     "PlanError",
     "PlanMismatchError",
     "LayerOrderWarning",
@@ -120,6 +121,10 @@ class RingSizeWarning(UserWarning):
 
 class ConversionWarning(UserWarning):
     """rpgify left a large weight of the model ordinary (a layer kind it cannot generate)."""
+
+
+class PlanCheckWarning(UserWarning):
+    """A file cannot be checked against the model's plan (it records none)."""
 
 
 class LayerOrderWarning(UserWarning):

@@ -283,6 +283,26 @@ def keras_rpgify(model: Any = None, **options: Any) -> Any:
     return rpgify(model, **{"ring_size": 5, **options})
 
 
+def keras_materialize_subclassed() -> Any:
+    keras = require("keras")
+    import rpgcore
+    from rpgcore.adapters.keras import Ring, RPGDense, materialize
+
+    ring = Ring(rpgcore.Plan.build({"fc": (2, 4)}, ring_size=5))
+
+    class Subclassed(keras.Model):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(name="subclassed")
+            self.fc = RPGDense(2, ring=ring, slot="fc")
+
+        def call(self, x: Any) -> Any:
+            return self.fc(x)
+
+    model = Subclassed()
+    model(np.zeros((1, 4), np.float32))
+    return materialize(model)
+
+
 def keras_file(folder: Path) -> Path:
     model = keras_rpgify()
     from rpgcore.adapters.keras import save
@@ -897,6 +917,14 @@ CASES = [
         lambda tmp: keras_rpgify(scope="layer"),
         ArgumentError,
         "scope must be 'global', 'block' or a callable, got 'layer'",
+    ),
+    Case(
+        "keras-materialize-subclassed",
+        "keras",
+        "`materialize` of a subclassed model built with RPG layers",
+        lambda tmp: keras_materialize_subclassed(),
+        ArgumentError,
+        "materialize copies Functional and Sequential models; 'subclassed' is a subclassed",
     ),
     Case(
         "keras-plan-mismatch",

@@ -14,16 +14,15 @@ from keras_support import to_numpy  # noqa: E402
 
 import rpgcore  # noqa: E402
 from rpgcore import layouts  # noqa: E402
+from rpgcore.adapters import keras as rpg  # noqa: E402
+from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError  # noqa: E402
+
+L = keras.layers
 
 
 def FROM_DEPTHWISE(kernel: np.ndarray) -> np.ndarray:  # noqa: N802
     return layouts.from_native(kernel, "depthwise")
 
-
-from rpgcore.adapters import keras as rpg  # noqa: E402
-from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError  # noqa: E402
-
-L = keras.layers
 
 # (RPG class, Keras class, arguments, input shape, canonical kernel shape, native -> canonical)
 CASES: dict[str, tuple[Any, Any, dict[str, Any], tuple[int, ...], tuple[int, ...], Any]] = {
@@ -267,3 +266,25 @@ def test_misuse_is_refused_with_the_fix(case: str) -> None:
     action, error, message = REFUSED[case]
     with pytest.raises(error, match=message):
         action()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_keras_own_layer_test_passes(name: str) -> None:
+    """Keras' run_layer_test: JSON config round trip, training, mixed precision, saving."""
+    from keras.src import testing
+
+    rpg_class, _, arguments, input_shape, shape, _ = CASES[name]
+    plan = rpgcore.Plan.build({"k": shape}, ring_size=40, seed=2)
+
+    class LayerTest(testing.TestCase):  # type: ignore[misc]
+        def runTest(self) -> None:  # noqa: N802
+            self.run_layer_test(
+                rpg_class,
+                {**arguments, "ring": rpg.Ring(plan), "slot": "k"},
+                input_shape=input_shape,
+                expected_num_trainable_weights=2,  # the bias and the ring
+                expected_num_non_trainable_weights=0,
+                custom_objects={"Ring": rpg.Ring, rpg_class.__name__: rpg_class},
+            )
+
+    LayerTest().runTest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -202,16 +203,22 @@ def test_bad_sizes_scopes_and_selections_name_the_fix() -> None:
         rpg.rpgify(model, ring_size=10, scope=lambda name, layer: "a-b")
 
 
-def test_a_copy_without_object_sharing_is_detected() -> None:
+def test_models_rebuilt_from_configs_keep_one_shared_ring() -> None:
+    """model_from_json, from_config and clone_model: one ring per model, never the original's."""
     converted = rpg.rpgify(_sequential(), ring_size=20)
-    # A config serialized outside keras' saving has no shared-object ids: each
-    # layer rebuilds a Ring of its own, which would train separately.
-    rebuilt = keras.Sequential.from_config(converted.get_config())
-    with pytest.raises(ArgumentError, match="held by several Ring layers"):
-        rpg.plan_of(rebuilt)
-    # clone_model passes each layer's config as it is, Ring layer included: the
-    # clone generates from the original's ring (documented in docs/keras.md).
-    copied = keras.models.clone_model(converted)
-    assert rpg.rings_of(copied)["global"] is rpg.rings_of(converted)["global"]
+    original = rpg.rings_of(converted)["global"]
+    config = converted.get_config()
+    json.dumps(config)  # a layer's config is JSON: the ring is serialized, not an object
+    rebuilt = [
+        keras.Sequential.from_config(config),
+        keras.models.model_from_json(converted.to_json()),
+        keras.models.clone_model(converted),
+    ]
+    rings = [rpg.rings_of(model)["global"] for model in rebuilt]  # one ring each, or it raises
+    assert len({id(ring) for ring in [original, *rings]}) == 4  # and no two models share one
+    for model in rebuilt:
+        assert rpg.plan_of(model) == rpg.plan_of(converted)
+        generated = [layer for layer in model.layers if isinstance(layer, rpg.RPGLayer)]
+        assert len({id(layer.ring) for layer in generated}) == 1
     with pytest.raises(ArgumentError, match="rpgify first"):
         rpg.plan_of(_sequential())

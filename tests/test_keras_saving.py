@@ -19,6 +19,8 @@ from keras_support import BACKEND, BACKENDS, run_python, to_numpy  # noqa: E402
 
 from rpgcore import layouts  # noqa: E402
 from rpgcore.adapters import keras as rpg  # noqa: E402
+from rpgcore.errors import PlanCheckWarning  # noqa: E402
+from rpgcore.plan import Plan  # noqa: E402
 
 BUILD = """
 import keras
@@ -105,21 +107,31 @@ def test_the_file_holds_rings_and_seeds_never_indices(tmp_path: Path) -> None:
     text = json.dumps(config)
     assert '"plan": "{\\"spec\\":\\"rpg-v1\\",\\"seed\\":9' in text
     stored: list[Any] = []
+    plans: list[str] = []
     with h5py.File(tmp_path / "model.weights.h5") as weights:
-        weights.visititems(
-            lambda _, item: stored.append(item) if isinstance(item, h5py.Dataset) else None
-        )
+
+        def visit(name: str, item: Any) -> None:
+            if isinstance(item, h5py.Dataset):
+                if name.endswith("/plan"):  # each ring's plan, as UTF-8 bytes
+                    plans.append(bytes(item[()]).decode())
+                else:
+                    stored.append(item)
+
+        weights.visititems(visit)
         kinds = sorted((item.shape, item.dtype.kind) for item in stored)
     # Exactly the rings, biases and batch norm: every stored array is a float
-    # vector of a model variable, none an index array.
+    # vector of a model variable, none an index array; and each ring's plan.
     assert kinds == sorted((tuple(w.shape), "f") for w in model.weights)
+    assert plans
+    assert all(Plan.from_json(text) == rpg.plan_of(model) for text in plans)
     assert sorted(math.prod(w.shape) for w in model.weights)[-1] == 70  # the largest ring
     layers = {layer["config"]["name"]: layer for layer in config["config"]["layers"]}
     ring = layers["body_dw"]["config"]["ring"]
     assert ring["class_name"] == "Ring"
     assert ring["registered_name"] == "rpgcore>Ring"
-    assert "shared_object_id" in ring
-    assert layers["body_up"]["config"]["ring"]["shared_object_id"] == ring["shared_object_id"]
+    # One ring, written into each layer's config with its token: loading rebuilds one ring.
+    token = ring["config"]["token"]
+    assert layers["body_up"]["config"]["ring"]["config"]["token"] == token
 
 
 @pytest.mark.parametrize("source", [b for b in BACKENDS if b != BACKEND])
@@ -136,3 +148,35 @@ def test_a_file_saved_under_another_backend_loads_here(tmp_path: Path, source: s
     # differences of a few ulps per operation; the logits are O(1).
     np.testing.assert_allclose(logits, reference, rtol=1e-5, atol=1e-5)
     assert not np.array_equal(reference, np.zeros_like(reference))
+
+
+def test_a_weights_file_of_another_plan_is_refused_naming_the_difference(tmp_path: Path) -> None:
+    """A ``.weights.h5`` file records each ring's plan; loading checks it (seed, sizes, shapes)."""
+    import h5py
+
+    def build(seed: int) -> Any:
+        layers = [keras.Input((4,)), keras.layers.Dense(6, name="body"), keras.layers.Dense(2)]
+        return rpg.rpgify(keras.Sequential(layers), ring_size=20, seed=seed)
+
+    path = tmp_path / "model.weights.h5"
+    source = build(seed=1)
+    source.save_weights(path)
+    other = build(seed=2)
+    before = {n: to_numpy(r.variable) for n, r in rpg.rings_of(other).items()}
+    with pytest.raises(ValueError, match=r"the weights of ring layer 'rpg_ring_global'.*seed 1"):
+        other.load_weights(path)  # Keras reports the ring's PlanMismatchError in its ValueError
+    for name, ring in rpg.rings_of(other).items():
+        assert np.array_equal(to_numpy(ring.variable), before[name])  # nothing was loaded
+    same = build(seed=1)
+    same.load_weights(path)
+    for name, ring in rpg.rings_of(same).items():
+        assert np.array_equal(
+            to_numpy(ring.variable), to_numpy(rpg.rings_of(source)[name].variable)
+        )
+    with h5py.File(path, "r+") as weights:  # as an older rpgcore wrote it: no plan
+        plans: list[str] = []
+        weights.visit(lambda name: plans.append(name) if name.endswith("/plan") else None)
+        for name in plans:
+            del weights[name]
+    with pytest.warns(PlanCheckWarning, match="record no plan"):
+        build(seed=1).load_weights(path)

@@ -316,7 +316,8 @@ def materialize(model: Any) -> Any:
         or LoRA.
 
     Raises:
-        ArgumentError: the model has no RPG layer.
+        ArgumentError: the model has no RPG layer, or is a subclassed model
+            (its graph cannot be copied; the message says how to copy its kernels).
 
     Example:
         >>> layers = [keras.Input((4,)), keras.layers.Dense(4), keras.layers.Dense(2)]
@@ -326,7 +327,16 @@ def materialize(model: Any) -> Any:
         ('Dense', 4)
 
     """
+    from keras.src.models.functional import Functional
+
     rings_of(model)
+    if not isinstance(model, Functional | keras.Sequential):
+        raise ArgumentError(
+            f"materialize copies Functional and Sequential models; {model.name!r} is a "
+            f"subclassed {type(model).__name__}, whose layers Keras cannot copy: build the "
+            "same model with plain layers and copy each generated kernel, "
+            "plain.<layer>.kernel.assign(model.<layer>.kernel)"
+        )
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()

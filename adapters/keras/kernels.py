@@ -75,13 +75,25 @@ class SlotKey(NamedTuple):
 
 
 def _constant(array: Any) -> Any:
-    """A backend tensor outside any graph being traced (TensorFlow builds may run in one)."""
-    if keras.backend.backend() == "tensorflow":
+    """The index as a constant that outlives any graph being traced when it is built.
+
+    Keras may build a layer inside a trace (a TensorFlow graph, a JAX ``jit``,
+    PyTorch's meta-device shape inference): the constant must not belong to it.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf  # type: ignore[import-untyped]
 
         with tf.init_scope():
             return tf.constant(array)
-    return keras.ops.convert_to_tensor(array)
+    if backend == "torch":
+        import torch
+
+        return torch.from_numpy(array)  # on the CPU; moved to the ring's device when used
+    import jax
+
+    with jax.ensure_compile_time_eval():  # a concrete array, even inside a trace
+        return jax.numpy.asarray(array)
 
 
 class KernelTable:

@@ -20,7 +20,7 @@ ring of more than 2**30 entries); the ring keeps it
 Example:
     >>> import numpy as np
     >>> import rpgcore
-    >>> from rpgcore.adapters.keras.ring import Ring
+    >>> from rpgcore.adapters.keras.ring import Ring, shared_ring
     >>> plan = rpgcore.Plan.build({"conv": (8, 3, 3, 3), "fc": (10, 8)}, ring_size=64, seed=1)
     >>> ring = Ring(plan)
     >>> conv = RPGConv2D(8, 3, ring=ring, slot="conv", use_bias=False)
@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import keras  # type: ignore[import-untyped]
 
 from rpgcore.adapters.keras.kernels import SlotKey
-from rpgcore.adapters.keras.ring import Ring
+from rpgcore.adapters.keras.ring import Ring, shared_ring
 from rpgcore.errors import ArgumentError, PlanError, PlanMismatchError
 from rpgcore.layouts import canonical_shape, native_shape
 
@@ -106,6 +106,7 @@ class RPGLayer:
         super().__init__(*args, **kwargs)
         self.ring = ring
         self.slot = slot
+        ring.claimed.add(slot)
         self._rpg_native: tuple[int, ...] | None = None
         self._rpg_key: SlotKey | None = None
 
@@ -195,20 +196,22 @@ class RPGLayer:
         )
 
     def get_config(self) -> dict[str, Any]:
-        """The base layer's config plus ``ring`` (the shared layer) and ``slot``."""
+        """The base layer's config plus ``ring`` (the shared ring, serialized) and ``slot``.
+
+        The config is JSON: the ring is its serialized config (the plan's JSON,
+        the ring's name and token). Within a ``.keras`` save Keras records it
+        once and marks it shared; elsewhere :func:`~.ring.shared_ring` gives
+        the layers of one rebuilt model one ring again.
+        """
         config: dict[str, Any] = super().get_config()  # type: ignore[misc]
-        # The Ring object itself, not its serialized dict: Keras then records
-        # it once per save and restores one Ring shared by every layer.
-        config.update(ring=self.ring, slot=self.slot)
+        config.update(ring=keras.saving.serialize_keras_object(self.ring), slot=self.slot)
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
-        """Rebuild the layer; within ``keras.models.load_model`` the Ring is shared again."""
+        """Rebuild the layer, sharing one ring with the other layers of its model."""
         config = dict(config)
-        ring = config.pop("ring")
-        if isinstance(ring, dict):
-            ring = keras.saving.deserialize_keras_object(ring)
+        ring = shared_ring(config.pop("ring"), config["slot"])
         return cls(ring=ring, **config)
 
 

@@ -25,16 +25,21 @@ Example:
 
 from __future__ import annotations
 
+import uuid
+import warnings
+import weakref
 from typing import Any
 
 import keras  # type: ignore[import-untyped]
+import numpy as np
 
 from rpgcore.adapters.keras.kernels import KernelTable, SlotKey
-from rpgcore.errors import ArgumentError, PlanError
+from rpgcore.errors import ArgumentError, PlanCheckWarning, PlanError, PlanMismatchError
+from rpgcore.matching import match_plans
 from rpgcore.plan import Plan
 from rpgcore.slots import DEFAULT_RING
 
-__all__ = ["RING_PREFIX", "Ring"]
+__all__ = ["RING_PREFIX", "Ring", "shared_ring"]
 
 RING_PREFIX = "rpg_ring_"
 """A ring layer's default name is the prefix and the ring's name: ``rpg_ring_global``."""
@@ -64,6 +69,9 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
     Args:
         plan: the plan (an :class:`rpgcore.Plan` or its JSON text).
         ring: the ring's name in the plan.
+        token: what the configs of this ring and of its copies share, so that
+            the layers of a model rebuilt from configs share one ring again
+            (:func:`shared_ring`); a new one by default.
         **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``,
             ``trainable``); the name defaults to ``rpg_ring_<ring>``.
 
@@ -80,7 +88,9 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
 
     """
 
-    def __init__(self, plan: Plan | str, ring: str = DEFAULT_RING, **kwargs: Any) -> None:
+    def __init__(
+        self, plan: Plan | str, ring: str = DEFAULT_RING, token: str | None = None, **kwargs: Any
+    ) -> None:
         parsed = _parse(plan)
         entry = parsed.ring(ring)
         if not entry.name.isidentifier():
@@ -104,6 +114,10 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
             name="ring", shape=(entry.size,), initializer=initializer, autocast=False
         )
         self._kernels = KernelTable()
+        self.token = token if isinstance(token, str) and token else uuid.uuid4().hex
+        self.claimed: set[str] = set()
+        """The slots that layers generate from this ring (each layer claims its own)."""
+        _RINGS[self.token] = self
         self.built = True
 
     @property
@@ -229,7 +243,98 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
             )
 
     def get_config(self) -> dict[str, Any]:
-        """The layer's config: the plan's JSON and the ring's name (never indices)."""
+        """The layer's config: the plan's JSON, the ring's name and its token (never indices)."""
         config: dict[str, Any] = super().get_config()
-        config.update(plan=self._plan_json, ring=self.ring_name)
+        config.update(plan=self._plan_json, ring=self.ring_name, token=self.token)
         return config
+
+    def save_own_variables(self, store: Any) -> None:
+        """Save the ring, and the plan (a ``.weights.h5`` file then knows what it fits).
+
+        Args:
+            store: Keras' variable store of this layer.
+
+        """
+        store["0"] = (
+            self.variable.numpy()
+            if hasattr(self.variable, "numpy")
+            else np.asarray(keras.ops.convert_to_numpy(self.variable))
+        )
+        store["plan"] = np.frombuffer(self._plan_json.encode(), np.uint8)
+
+    def load_own_variables(self, store: Any) -> None:
+        """Load the ring after checking that the file's plan is this ring's.
+
+        Args:
+            store: Keras' variable store of this layer.
+
+        Raises:
+            PlanMismatchError: the file was saved from a model with another plan
+                (another seed, mode, ring size or architecture).
+
+        Warns:
+            PlanCheckWarning: the file records no plan (written by an older rpgcore).
+
+        """
+        if "plan" in store:
+            saved = Plan.from_json(bytes(np.asarray(store["plan"], np.uint8)).decode())
+            if saved != self._plan:
+                match_plans(saved, self._plan, f"the weights of ring layer {self.name!r}")
+                raise PlanMismatchError(
+                    f"the weights of ring layer {self.name!r} were saved from a model with "
+                    "another plan (other names or initialisation); rpgify the model with the "
+                    "arguments the weights were trained with"
+                )
+        else:
+            warnings.warn(
+                f"the weights of ring layer {self.name!r} record no plan (an older rpgcore "
+                "wrote them): they could not be checked against this model's plan; save them "
+                "again to record it",
+                PlanCheckWarning,
+                stacklevel=2,
+            )
+        self.variable.assign(np.asarray(store["0"]))
+
+
+_RINGS: weakref.WeakValueDictionary[str, Ring] = weakref.WeakValueDictionary()
+"""Every live ring layer by token, and the ring last rebuilt from a config with that token."""
+
+
+def shared_ring(config: Any, slot: str) -> Ring:
+    """The ring layer a layer rebuilt from its config generates ``slot`` from.
+
+    A config holds its ring as a serialized :class:`Ring` with the ring's
+    token. Layers of one model rebuilt from their configs (``model_from_json``,
+    ``Sequential.from_config``, ``clone_model``, a ``.keras`` file) must share
+    one ring, as the model did: the first layer rebuilds the ring, the others
+    take it. A layer whose slot the ring already generates belongs to another
+    model, so it gets a new ring; two models rebuilt from one config never share.
+
+    Args:
+        config: the ring as a config dict, or a :class:`Ring` (returned as it is).
+        slot: the slot of the layer being rebuilt.
+
+    Returns:
+        The ring layer.
+
+    Example:
+        >>> import rpgcore
+        >>> plan = rpgcore.Plan.build({"a": (2, 2), "b": (3, 2)}, ring_size=4)
+        >>> ring = Ring(plan)
+        >>> saved = keras.saving.serialize_keras_object(ring)
+        >>> first, second = shared_ring(saved, "a"), shared_ring(saved, "b")
+        >>> first is second, first is ring
+        (True, False)
+
+    """
+    if isinstance(config, Ring):
+        return config
+    token = config.get("config", {}).get("token") if isinstance(config, dict) else None
+    ring = _RINGS.get(token) if isinstance(token, str) else None
+    if ring is None or slot in ring.claimed:
+        ring = keras.saving.deserialize_keras_object(config)
+        if not isinstance(ring, Ring):
+            raise ArgumentError(f"the layer's ring is a {type(ring).__name__}, not a Ring layer")
+        if isinstance(token, str):
+            _RINGS[token] = ring
+    return ring
