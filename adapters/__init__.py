@@ -64,7 +64,7 @@ ADAPTERS = tuple(REGISTRY)
 TRAINABLE = tuple(name for name, adapter in REGISTRY.items() if adapter.implemented)
 """The adapters with a training loop (``rpgcore train --framework``)."""
 
-VERBS = ("rpgify", "save", "load", "plan_of", "materialize")
+VERBS = ("rpgify", "save", "load", "plan_of", "materialize", "summary")
 """The functions every adapter package defines."""
 
 TRAIN_VERBS = ("build_model", "prepare", "count_parameters", "save", "logits", "evaluate", "fit")

@@ -32,6 +32,7 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -41,7 +42,7 @@ from rpgcore import cli_train, ringfile, spec
 from rpgcore._text import aligned
 from rpgcore._version import __version__
 from rpgcore.architectures import ARCHITECTURES, buffers
-from rpgcore.errors import RpgError, UsageError
+from rpgcore.errors import RpgError, RpgWarning, UsageError
 from rpgcore.plan import Plan
 
 __all__ = ["main"]
@@ -251,6 +252,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     # Known before parsing, so that a usage error can be raised too.
     debug = "--debug" in arguments[: _command_index(arguments)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", RpgWarning)  # each shown once, whatever the filters
+        warnings.showwarning = _one_line
+        return _run(arguments, debug)
+
+
+def _one_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Rpgcore's warnings as one line each, as its errors are (others as Python prints them)."""
+    if issubclass(category, RpgWarning):
+        print(f"rpgcore: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, *args, **kwargs), end="", file=sys.stderr)
+
+
+def _run(arguments: list[str], debug: bool) -> int:
+    """The command line after its warnings are set up (see :func:`main`)."""
     try:
         args = _parser().parse_args(arguments)
         if args.command == "inspect":

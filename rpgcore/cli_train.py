@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from types import ModuleType
 from typing import Any
@@ -93,13 +94,19 @@ def add_parsers(commands: Any) -> None:
     )
     evaluate.add_argument("ringfile", help="the ring file (rpgcore train writes one)")
     evaluate.add_argument("--framework", choices=FRAMEWORKS, default="torch")
-    evaluate.add_argument("--model", choices=MODELS, default="small_resnet")
+    evaluate.add_argument(
+        "--model", choices=MODELS, help="the network (default: the one the file was trained as)"
+    )
     evaluate.add_argument(
         "--width", type=int, help="small_resnet width (default: read from the ring file)"
     )
-    evaluate.add_argument("--data", default="mnist5k", help="dataset, as for train")
-    evaluate.add_argument("--seed", type=int, default=0, help="the split seed used in training")
-    evaluate.add_argument("--limit", type=int, help="as given to train")
+    evaluate.add_argument(
+        "--data", help="dataset, as for train (default: the one the file was trained on)"
+    )
+    evaluate.add_argument(
+        "--seed", type=int, help="the split seed used in training (default: the file's)"
+    )
+    evaluate.add_argument("--limit", type=int, help="as given to train (default: the file's)")
 
     demo = commands.add_parser(
         "demo", help="RPG against narrower vanilla networks of the same DoF, on embedded MNIST"
@@ -132,6 +139,7 @@ def _train(args: argparse.Namespace) -> None:
             f"--checkpoint-every {args.checkpoint_every}: give a number of steps, or 0 to "
             "checkpoint only at the end of each epoch"
         )
+    _check_output(args.out)
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -166,6 +174,13 @@ def _train(args: argparse.Namespace) -> None:
         checkpoint=args.out,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        record={
+            "data": args.data,
+            "seed": args.seed,
+            "limit": args.limit,
+            "model": args.model,
+            "width": args.width,
+        },
     )
     print(
         f"test accuracy {100 * result.test_accuracy:.2f}%, DoF {result.dof:,}, "
@@ -189,13 +204,48 @@ def _sizes(
     return {ours: ring.size for ours, ring in zip(names, plan.rings, strict=True)}, "block"
 
 
+def _check_output(out: str) -> None:
+    """Refuse an output path that cannot be written, before any training."""
+    from rpgcore._atomic import checked_path
+
+    checked_path(out)
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise ArgumentError(f"--out {out!r}: the folder {folder!r} does not exist; create it first")
+    if os.path.isdir(out):
+        raise ArgumentError(f"--out {out!r} is a folder; give a file name")
+
+
+def _recorded(args: argparse.Namespace, record: dict[str, Any] | None) -> argparse.Namespace:
+    """The evaluation's settings: those given, else those the ring file recorded in training."""
+    given = {key: getattr(args, key) for key in ("data", "seed", "limit", "model", "width")}
+    if given["data"] is None and record is None:
+        raise ArgumentError(
+            f"{args.ringfile!r} does not record what it was trained on (it was not written by "
+            "rpgcore train); give --data (and --model, --seed, --limit as in training)"
+        )
+    settings = {
+        key: record.get(key) if value is None and record else value for key, value in given.items()
+    }
+    defaults = {"seed": 0, "model": "small_resnet"}
+    merged = {key: defaults.get(key) if value is None else value for key, value in settings.items()}
+    return argparse.Namespace(**{**vars(args), **merged})
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from rpgcore.data import load_dataset
-    from rpgcore.ringfile import load_file
+    from rpgcore.ringfile import load_file, training_record
     from rpgcore.training import score
 
     plan = load_file(args.ringfile).plan
+    record = training_record(args.ringfile)
+    args = _recorded(args, record)
     data = load_dataset(args.data, seed=args.seed, limit=args.limit)
+    if record is not None and record.get("classes") not in (None, data.classes):
+        raise ArgumentError(
+            f"{args.ringfile!r} was trained on {record['classes']} classes ({record.get('data')}); "
+            f"{data.describe()} has {data.classes}: evaluate it on its own dataset"
+        )
     adapter = adapters.get(args.framework)
     train = adapters.get(args.framework, "train")
     width = args.width if args.width is not None else plan.slots[0].shape[0]

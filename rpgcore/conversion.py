@@ -46,7 +46,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
-from rpgcore.errors import ArgumentError, PlanError, RingSizeWarning
+from rpgcore.errors import ArgumentError, ConversionWarning, PlanError, RingSizeWarning
 from rpgcore.plan import Plan
 from rpgcore.sizing import ring_sizes, selected
 from rpgcore.slots import INIT_RULES
@@ -54,6 +54,7 @@ from rpgcore.slots import INIT_RULES
 __all__ = [
     "DEFAULT_INIT",
     "GENERATED_KINDS",
+    "LARGE",
     "Candidate",
     "Conversion",
     "Options",
@@ -337,8 +338,33 @@ def _check_ring_sizes(plan: Plan) -> None:
                 f"{ring.generated:,} parameters: it trains more parameters than the layers it "
                 f"replaces; use a ring of at most {ring.generated:,} entries",
                 RingSizeWarning,
-                stacklevel=4,
+                stacklevel=5,  # the caller of an adapter's rpgify
             )
+
+
+LARGE = 4096
+"""A weight of at least this many parameters that rpgify cannot generate is warned about."""
+
+
+def _warn_unsupported(unsupported: Sequence[tuple[str, tuple[int, ...]]]) -> None:
+    """Warn, naming them, about large weights of layers no adapter generates (yet)."""
+    large = [
+        (name, shape)
+        for name, shape in unsupported
+        if len(shape) >= 2 and math.prod(shape) >= LARGE
+    ]
+    if not large:
+        return
+    named = ", ".join(f"{name!r} {shape}" for name, shape in large[:5])
+    more = f" and {len(large) - 5} more" if len(large) > 5 else ""
+    total = sum(math.prod(shape) for _, shape in large)
+    warnings.warn(
+        f"rpgify leaves {total:,} parameters of layers it cannot generate as ordinary "
+        f"parameters: {named}{more}; rpgcore does not generate attention, embedding or "
+        "recurrent weights yet (dof= counts them with the other ordinary parameters)",
+        ConversionWarning,
+        stacklevel=5,  # the caller of an adapter's rpgify
+    )
 
 
 def convert(
@@ -347,6 +373,7 @@ def convert(
     *,
     ordinary: Callable[[Sequence[Candidate]], int],
     layers: Mapping[str, Any] | None = None,
+    unsupported: Sequence[tuple[str, tuple[int, ...]]] = (),
 ) -> Conversion:
     """Choose the layers to generate and build their plan.
 
@@ -356,6 +383,8 @@ def convert(
         ordinary: the adapter's hook: the model's trainable parameters outside
             the chosen kernels (a tied tensor counted once).
         layers: every layer of the model by name, for the messages of a bad ``include`` list.
+        unsupported: ``(name, shape)`` of the weights of layers the adapter cannot
+            generate; large ones are warned about (:data:`LARGE`).
 
     Returns:
         The :class:`Conversion`.
@@ -368,6 +397,7 @@ def convert(
 
     Warns:
         RingSizeWarning: a ring with more entries than the parameters it generates.
+        ConversionWarning: large weights of layers that cannot be generated stay ordinary.
 
     Example:
         >>> layers = [Candidate(f"layer{i}.conv", f"layer{i}.conv.weight", "conv", (8, 8, 3, 3))
@@ -411,5 +441,6 @@ def convert(
         init={c.slot: rules[c.kind] for c in chosen},
     )
     _check_ring_sizes(plan)
+    _warn_unsupported(unsupported)
     left = tuple(c for c in candidates if all(c is not k for k in chosen))
     return Conversion(plan, tuple(chosen), left)

@@ -38,6 +38,7 @@ __all__ = [
     "RingFileWriteError",
     "RingSizeWarning",
     "RpgError",
+    "RpgWarning",
     "SettingsWarning",
     "SpecVersionError",
     "UsageError",
@@ -111,23 +112,27 @@ class RingDtypeError(RingFileError, PlanError):
     """A ring or tensor has a dtype that rpgcore cannot use there."""
 
 
-class SettingsWarning(UserWarning):
+class RpgWarning(UserWarning):
+    """Base class of every rpgcore warning."""
+
+
+class SettingsWarning(RpgWarning):
     """A ring file's layer settings (normalisation epsilon, padding) differ from the model's."""
 
 
-class RingSizeWarning(UserWarning):
+class RingSizeWarning(RpgWarning):
     """A ring holds more entries than the parameters it generates (the paper has |W| <= sum |K|)."""
 
 
-class ConversionWarning(UserWarning):
+class ConversionWarning(RpgWarning):
     """rpgify left a large weight of the model ordinary (a layer kind it cannot generate)."""
 
 
-class PlanCheckWarning(UserWarning):
+class PlanCheckWarning(RpgWarning):
     """A file cannot be checked against the model's plan (it records none)."""
 
 
-class LayerOrderWarning(UserWarning):
+class LayerOrderWarning(RpgWarning):
     """A ring file and a model may list their layers in different orders (module or forward)."""
 
 

@@ -107,19 +107,33 @@ class Described:
         return self._layers
 
 
-def save(view: ModelView, path: str | os.PathLike[str]) -> None:
+def save(
+    view: ModelView,
+    path: str | os.PathLike[str],
+    *,
+    training: Mapping[str, Any] | None = None,
+) -> None:
     """Write a model's ring file, atomically.
 
     Args:
         view: the adapter's view of the model.
         path: the destination.
+        training: what the rings were trained on (:func:`rpgcore.ringfile.save`).
 
     Raises:
         ArgumentError: the view's values do not fit its description.
         RingFileError: the file cannot be written (see :func:`rpgcore.save`).
 
     """
-    porting.save(path, view.plan(), view.rings(), view.tensors(), view.read(), view.layers())
+    porting.save(
+        path,
+        view.plan(),
+        view.rings(),
+        view.tensors(),
+        view.read(),
+        view.layers(),
+        training=training,
+    )
 
 
 def load(view: ModelView, path: str | os.PathLike[str]) -> None:

@@ -314,6 +314,8 @@ def save(
     tensors: Sequence[Tensor],
     values: Mapping[str, ArrayLike],
     layers: Sequence[Layer],
+    *,
+    training: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a ring file that any adapter can load into the same architecture.
 
@@ -324,6 +326,7 @@ def save(
         tensors: its non-generated tensors, in layer order.
         values: tensor name to array, in the canonical layout.
         layers: its layer settings, in layer order.
+        training: what the rings were trained on (:func:`rpgcore.ringfile.save`).
 
     Raises:
         ArgumentError: a value missing, unexpected or of the wrong shape.
@@ -353,7 +356,7 @@ def save(
             )
         extras[tensor.name] = array
     buffers = [t.name for t in tensors if t.buffer]
-    ringfile.save(path, plan, rings, extras, buffers=buffers, model=model)
+    ringfile.save(path, plan, rings, extras, buffers=buffers, model=model, training=training)
 
 
 class Loaded(NamedTuple):

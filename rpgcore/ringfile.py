@@ -51,6 +51,7 @@ from rpgcore.errors import (
     PlanError,
     PlanMismatchError,
     RingDtypeError,
+    RingFileError,
     RingFileFormatError,
     SpecVersionError,
 )
@@ -65,13 +66,16 @@ __all__ = [
     "load_file",
     "read_metadata",
     "save",
+    "training_record",
 ]
 
 FORMAT = "rpgcore-ring"
 RING_PREFIX = "rings/"
 EXTRA_PREFIX = "extras/"
 RING_DTYPES = frozenset({"F16", "F32", "F64"})
-METADATA_KEYS = frozenset({"format", "spec", "plan", "buffers", "model", "rpgcore", "checksum"})
+METADATA_KEYS = frozenset(
+    {"format", "spec", "plan", "buffers", "model", "training", "rpgcore", "checksum"}
+)
 """Every metadata key a ring file may hold; any other key is an error."""
 
 
@@ -80,6 +84,7 @@ def checksum(
     tensors: Mapping[str, NDArray[Any]],
     buffers: Iterable[str] = (),
     model: str | None = None,
+    training: str | None = None,
 ) -> str:
     """The ring file checksum: SHA-256 over the plan, the buffer names and every tensor.
 
@@ -90,6 +95,7 @@ def checksum(
     - the number of buffer names in decimal, then NUL, then each buffer name
       followed by NUL;
     - only when the file has one, the model description JSON, then NUL;
+    - only when the file has one, the training record JSON, then NUL;
     - for each tensor: its name, NUL, its safetensors dtype, NUL, its shape
       as decimal integers joined by ``,`` (empty for a 0-d tensor), NUL, then
       its little-endian row-major bytes.
@@ -99,6 +105,7 @@ def checksum(
         tensors: the file's tensors under their full names.
         buffers: names of the extras that are not trainable.
         model: the model description JSON (see :mod:`rpgcore.porting`), if any.
+        training: the training record JSON, if any.
 
     Returns:
         ``"sha256:<64 hex digits>"``.
@@ -115,6 +122,8 @@ def checksum(
         digest.update(name.encode("utf-8") + b"\0")
     if model is not None:
         digest.update(model.encode("utf-8") + b"\0")
+    if training is not None:
+        digest.update(training.encode("utf-8") + b"\0")
     for name in sorted(tensors):
         array = np.asarray(tensors[name], order="C")  # keeps 0-d arrays 0-d
         kind = safetensors_io.dtype_name(array.dtype)
@@ -208,6 +217,7 @@ def save(
     *,
     buffers: Iterable[str] = (),
     model: str | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a ring file atomically.
 
@@ -223,6 +233,9 @@ def save(
         model: the model description (JSON text) that lets another framework
             match the extras to its own tensors; adapters write it with
             :func:`rpgcore.porting.save`.
+        training: what the rings were trained on (JSON values: the dataset,
+            its split seed, the model, ...); ``rpgcore evaluate`` reads it
+            back as its defaults (:func:`training_record`).
 
     Raises:
         PlanMismatchError: rings missing, unknown or of the wrong size.
@@ -245,6 +258,7 @@ def save(
     state = _check_buffers(buffers, extras or {})
     if model is not None and not isinstance(model, str):
         raise ArgumentError(f"model must be JSON text or None, got {type(model).__name__}")
+    record = None if training is None else _record_json(training)
     plan_json = plan.to_json()
     metadata = {
         "format": FORMAT,
@@ -252,16 +266,65 @@ def save(
         "plan": plan_json,
         "buffers": json.dumps(state),
         **({} if model is None else {"model": model}),
+        **({} if record is None else {"training": record}),
         "rpgcore": __version__,
-        "checksum": checksum(plan_json, tensors, state, model),
+        "checksum": checksum(plan_json, tensors, state, model, record),
     }
     head, arrays = safetensors_io.encode_header(tensors, metadata)
     write_atomically(path, [head, *(array.data for array in arrays)])
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
-    # A bytearray, so that the loaded arrays are writable views of it.
-    return safetensors_io.decode(read_regular_file(path))
+    data = read_regular_file(path)
+    try:
+        return safetensors_io.decode(data)
+    except RingFileError as error:  # the same error, naming the file it is about
+        raise type(error)(f"{str(path)!r}: {error}") from None
+
+
+def _record_json(training: Mapping[str, Any]) -> str:
+    if not isinstance(training, Mapping):
+        raise ArgumentError(f"training must be a mapping, got {type(training).__name__}")
+    try:
+        return json.dumps(dict(training), sort_keys=True, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise ArgumentError(f"training {dict(training)!r} is not JSON ({error})") from None
+
+
+def training_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What a ring file says its rings were trained on (written by ``rpgcore train``).
+
+    Args:
+        path: the ring file.
+
+    Returns:
+        The record (``{"data": "digits", "seed": 0, ...}``), or ``None`` for a
+        file without one.
+
+    Raises:
+        RingFileError: the file cannot be read, or its record is not a JSON object.
+
+    Example:
+        >>> import tempfile, os
+        >>> plan = Plan.build({"w": (2, 2)}, ring_size=3)
+        >>> p = os.path.join(tempfile.mkdtemp(), "r.safetensors")
+        >>> save(p, plan, plan.init_ring(), training={"data": "digits", "seed": 1})
+        >>> training_record(p)
+        {'data': 'digits', 'seed': 1}
+
+    """
+    text = read_metadata(path).get("training")
+    if text is None:
+        return None
+    try:
+        record = strict_json.parse(text)
+    except (ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict):
+        raise RingFileFormatError(
+            f"{str(path)!r} has a training record that is not a JSON object; rewrite the file"
+        )
+    return record
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -394,7 +457,7 @@ def load_file(path: str | os.PathLike[str]) -> RingFile:
     metadata = _check_metadata(path, raw_metadata)
     state = buffer_names(metadata)
     model = metadata.get("model")
-    expected = checksum(metadata["plan"], tensors, state, model)
+    expected = checksum(metadata["plan"], tensors, state, model, metadata.get("training"))
     if metadata.get("checksum") != expected:
         raise ChecksumError(
             f"{str(path)!r} is damaged: its checksum {shown(metadata.get('checksum'))} does not "

@@ -30,7 +30,7 @@ Example:
     ...     def trainable(self, model): return model["w"].size
     ...     def logits(self, model, x, batch_size, device):
     ...         return x.mean(axis=(1, 2, 3))[:, None] * model["w"]
-    ...     def save_ring_file(self, model, path): raise NotImplementedError
+    ...     def view(self, model): raise NotImplementedError
     ...     def tensors(self, model): return dict(model)
     ...     def steps(self, model, data, config): raise NotImplementedError
     >>> verbs = Verbs(Mean())
@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -52,8 +53,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from rpgcore import _atomic, loop, safetensors_io, training
+from rpgcore import _atomic, loop, modelfile, safetensors_io, training
 from rpgcore.data import Dataset
+from rpgcore.modelfile import ModelView
 from rpgcore.plan import Plan
 from rpgcore.training import EpochRecord, Progress, TrainConfig, TrainResult, score
 
@@ -102,8 +104,8 @@ class Framework(Protocol):
     def logits(self, model: Any, x: NDArray[Any], batch_size: int, device: str) -> NDArray[Any]:
         """The model's outputs in inference mode for channels-last images ``x`` (``n > 0``)."""
 
-    def save_ring_file(self, model: Any, path: str | os.PathLike[str]) -> None:
-        """The adapter's ``save`` of an RPG model."""
+    def view(self, model: Any) -> ModelView:
+        """The adapter's view of an RPG model (:class:`rpgcore.modelfile.ModelView`)."""
 
     def tensors(self, model: Any) -> dict[str, NDArray[Any]]:
         """Every tensor of a plain model, canonical layout, under the framework's names."""
@@ -115,9 +117,24 @@ class Framework(Protocol):
 class _Run:
     """A framework's :class:`Steps` with the evaluation and checkpoints of :class:`Verbs`."""
 
-    def __init__(self, verbs: Verbs, model: Any, data: Dataset, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        verbs: Verbs,
+        model: Any,
+        data: Dataset,
+        config: TrainConfig,
+        record: Mapping[str, Any] | None,
+    ) -> None:
         self.verbs, self.model, self.data, self.config = verbs, model, data, config
         self.steps = verbs.framework.steps(model, data, config)
+        self.record = {
+            "data": data.name,
+            "source": data.source,
+            "classes": data.classes,
+            "image": list(data.image_size),
+            "train": len(data.y_train),
+            **(record or {}),
+        }
 
     def step(self, index: NDArray[np.int64], lr: float) -> tuple[float, int]:
         return self.steps.step(index, lr)
@@ -133,7 +150,7 @@ class _Run:
         return self.verbs.evaluate(self.model, data.x_test, data.y_test, device=self.config.device)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        self.verbs.save(self.model, path)
+        self.verbs.save(self.model, path, training=self.record)
 
 
 class Verbs:
@@ -223,7 +240,13 @@ class Verbs:
             return dof, dof
         return dof, dof - plan.ring_parameters + plan.generated_size
 
-    def save(self, model: Any, path: str | os.PathLike[str]) -> None:
+    def save(
+        self,
+        model: Any,
+        path: str | os.PathLike[str],
+        *,
+        training: Mapping[str, Any] | None = None,
+    ) -> None:
         """Write a checkpoint atomically: a ring file for an RPG model, plain safetensors otherwise.
 
         The plain file holds every tensor in the canonical (PyTorch) layout,
@@ -232,20 +255,25 @@ class Verbs:
         Args:
             model: the model.
             path: the destination file.
+            training: what the model was trained on, recorded in the file
+                (:func:`rpgcore.ringfile.training_record`); :meth:`fit`'s
+                checkpoints record it.
 
         Raises:
             RingFileError: the file cannot be written.
 
         """
         if self.framework.plan_of(model) is not None:
-            self.framework.save_ring_file(model, path)
+            modelfile.save(self.framework.view(model), path, training=training)
             return
         tensors = {
             name: np.ascontiguousarray(value)
             for name, value in self.framework.tensors(model).items()
         }
-        blob = safetensors_io.encode(tensors, {"format": self.framework.format})
-        _atomic.write_atomically(path, [blob])
+        metadata = {"format": self.framework.format}
+        if training is not None:
+            metadata["training"] = json.dumps(dict(training), sort_keys=True)
+        _atomic.write_atomically(path, [safetensors_io.encode(tensors, metadata)])
 
     def logits(
         self, model: Any, x: NDArray[Any], *, batch_size: int = 512, device: str = "cpu"
@@ -308,6 +336,7 @@ class Verbs:
         on_epoch: Callable[[EpochRecord], None] | None = None,
         checkpoint_every: int = 0,
         resume: bool = False,
+        record: Mapping[str, Any] | None = None,
     ) -> TrainResult:
         """Train ``model`` on ``data`` with SGD (``torch.optim.SGD``'s rule); test every epoch.
 
@@ -329,6 +358,9 @@ class Verbs:
             on_epoch: called with each epoch's record.
             checkpoint_every: steps between checkpoints within an epoch (0: end of epoch only).
             resume: continue from the state file beside ``checkpoint``, if there is one.
+            record: more of what the run was, written into every checkpoint with
+                the dataset's name, source, classes and image size (``rpgcore
+                train`` adds the split seed, the limit, the model and its width).
 
         Returns:
             DoF, dense size and one record per epoch.
@@ -341,7 +373,7 @@ class Verbs:
 
         """
         return loop.run(
-            _Run(self, model, data, config),
+            _Run(self, model, data, config, record),
             config,
             data,
             self.count_parameters(model),

@@ -81,6 +81,9 @@ class Harness:
     def materialize(self, model: Any) -> Any:
         raise NotImplementedError
 
+    def summary(self, model: Any) -> Any:
+        return self.rpg.summary(model)  # type: ignore[attr-defined]
+
 
 class Torch(Harness):
     def __init__(self) -> None:

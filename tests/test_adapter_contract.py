@@ -155,6 +155,13 @@ def test_default_include_dof_and_block_scope_behave_alike(harness: Harness) -> N
     everything = [harness.name(layer) for layer in CANDIDATES]
     blocks = harness.plan(harness.convert(ring_size=30, scope="block", include=everything))
     assert list(blocks.ring_sizes) == ["conv1", "conv2", "fc1", "head"]
+    if harness.files:  # the summary says what is generated and why the rest is not
+        rows = {
+            (name.split("/")[0].split(".")[0], why)
+            for name, _, _, why in harness.summary(model).rows
+        }
+        assert ("conv1", "ring global") in rows
+        assert ("head", "dense layer left out (the classifier, or include=)") in rows
 
 
 def test_a_ring_larger_than_its_layers_is_warned_about(harness: Harness) -> None:

@@ -385,3 +385,14 @@ def test_script_and_module_agree(tmp_path):
     second = run_script("init", "resnet18", "b.safetensors", "--ring-size", "777", cwd=tmp_path)
     assert first.returncode == second.returncode == 0
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
+def test_inspect_of_a_damaged_file_names_the_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "cut.rpg.safetensors"
+    plan = rpgcore.Plan.build({"w": (4, 4)}, ring_size=5)
+    rpgcore.save(path, plan, plan.init_ring())
+    path.write_bytes(path.read_bytes()[:-7])  # cut short
+    status, _, err = run_in_process(capsys, "inspect", str(path))
+    assert status == 2
+    assert str(path) in err
+    assert err.count("\n") == 1

@@ -10,7 +10,7 @@ import pytest
 
 import rpgcore
 from rpgcore.conversion import Candidate, Options, classifier, convert
-from rpgcore.errors import ArgumentError, PlanError, RingSizeWarning
+from rpgcore.errors import ArgumentError, ConversionWarning, PlanError, RingSizeWarning
 
 
 def _conv(name: str, shape: tuple[int, ...] = (8, 8, 3, 3), **kw: object) -> Candidate:
@@ -166,3 +166,13 @@ def test_init_rules_round_trip_through_the_plan_json() -> None:
         rpgcore.Plan.build({"f": (2, 2)}, ring_size=3, init={"g": "he_fan_out"})
     with pytest.raises(PlanError, match="init rule"):
         rpgcore.Plan.from_json(text.replace("lecun_fan_in", "xavier"))
+
+
+def test_large_weights_that_cannot_be_generated_are_named_in_a_warning() -> None:
+    layers = [_conv("a"), _linear("fc")]
+    unsupported = [("emb.weight", (1000, 64)), ("attn.in_proj_weight", (192, 64)), ("t", (3, 3))]
+    with pytest.warns(ConversionWarning, match=r"'emb.weight' \(1000, 64\), 'attn.in_proj_weight'"):
+        convert(layers, Options(ring_size=500), ordinary=NONE, unsupported=unsupported)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # small ones are not worth a warning
+        convert(layers, Options(ring_size=500), ordinary=NONE, unsupported=[("t", (3, 3))])

@@ -139,7 +139,9 @@ def test_vanilla_models_train_and_save_plain_safetensors(tmp_path: Path) -> None
     train.fit(model, data, TrainConfig(epochs=1, batch_size=64))
     train.save(model, tmp_path / "plain.safetensors")
     tensors, metadata = safetensors_io.decode((tmp_path / "plain.safetensors").read_bytes())
-    assert metadata == {"format": "keras"}
+    assert metadata["format"] == "keras"
+    if "training" in metadata:  # fit's checkpoints record what the model was trained on
+        assert json.loads(metadata["training"])["classes"] == data.classes
     # plain checkpoints hold the canonical (PyTorch) layout in every framework: (out, in)
     assert np.array_equal(tensors["fc/kernel"], to_numpy(model.get_layer("fc").kernel).T)
 

@@ -200,3 +200,19 @@ def test_to_dtype_and_autocast() -> None:
     assert model.conv1.weight.dtype == torch.float64
     assert np.array_equal(model.conv1.weight.detach().numpy(), expected["conv1.weight"])
     assert model(x.double()).dtype == torch.float64
+
+
+def test_attention_and_embedding_weights_left_ordinary_are_warned_about() -> None:
+    class Text(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(1000, 64)
+            self.attention = nn.MultiheadAttention(64, 4)
+            self.hidden = nn.Linear(64, 64)
+            self.head = nn.Linear(64, 10)
+
+    with pytest.warns(rpgcore.errors.ConversionWarning, match="'embed.weight' \\(1000, 64\\)"):
+        model = rpg.rpgify(Text(), ring_size=500)
+    rows = {name: why for name, _, _, why in rpg.summary(model).rows}
+    assert rows["attention.in_proj_weight"] == "a layer kind rpgcore does not generate"
+    assert rows["hidden.weight"] == "ring global"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,9 @@ def test_vanilla_checkpoint_is_plain_safetensors(tmp_path: Path) -> None:
     for name, value in loaded.items():
         np.testing.assert_array_equal(value, state[name].numpy())
     tensors, metadata = safetensors_io.decode(path.read_bytes())
-    assert metadata == {"format": "pt"}
+    assert metadata["format"] == "pt"
+    if "training" in metadata:  # fit's checkpoints record what the model was trained on
+        assert json.loads(metadata["training"])["classes"] == data.classes
     assert set(tensors) == set(state)
 
 
@@ -159,6 +162,30 @@ def test_evaluate_command_reports_what_train_reported(
     printed = capsys.readouterr().out
     assert trained in printed  # "test accuracy NN.NN%"
     assert "DoF 3,000" in printed
+    assert main(["evaluate", str(out)]) == 0  # the dataset and split come from the file too
+    assert capsys.readouterr().out == printed
+
+
+def test_evaluate_refuses_to_guess_the_dataset_and_train_checks_its_output_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = tmp_path / "bare.rpg.safetensors"  # written by rpgcore.save: no training record
+    plan = rpgcore.Plan.build({"w": (4, 1, 3, 3)}, ring_size=9)
+    rpgcore.save(bare, plan, plan.init_ring())
+    assert main(["evaluate", str(bare)]) == 2
+    assert "does not record what it was trained on" in capsys.readouterr().err
+    missing = tmp_path / "no" / "such" / "folder" / "m.rpg.safetensors"
+    data = str(_npz(tmp_path))
+    assert main(["train", "--data", data, "--dof", "3000", "--out", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line, before any data is loaded or epoch run
+    assert "does not exist" in err
+    # A ring larger than what it generates: one line of warning, and training goes on.
+    big = tmp_path / "big.rpg.safetensors"
+    argv = ["train", "--data", data, "--width", "4", "--ring-size", "20000", "--epochs", "1"]
+    assert main([*argv, "--out", str(big), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "rpgcore: warning: ring 'global' has 20,000 entries but generates only" in err
 
 
 def test_evaluate_command_names_a_mismatch(

@@ -24,7 +24,7 @@ Example:
 from rpgcore.adapters.jax import models, parallel
 from rpgcore.adapters.jax.bank import RingBank, RingIndex
 from rpgcore.adapters.jax.convert import materialize, plan_of, rpgify
-from rpgcore.adapters.jax.io import load, save
+from rpgcore.adapters.jax.io import load, save, summary
 from rpgcore.adapters.jax.pytree import Generator
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "plan_of",
     "rpgify",
     "save",
+    "summary",
 ]

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rpgcore.adapters.jax.bank import RingBank, RingIndex
+from rpgcore.adapters.jax.describe import entries
 from rpgcore.adapters.jax.layers import (
     GENERATED_TYPES,
     kind_of,
@@ -242,6 +243,9 @@ def rpgify(model: nnx.Module, options: Options) -> nnx.Module:
         options,
         ordinary=lambda chosen: _ordinary_count(model, chosen),
         layers=dict(walk(model)),
+        unsupported=[
+            (e.tensor.name, e.tensor.shape) for e in entries(model) if e.tensor.kind == "other"
+        ],
     )
     plan = conversion.plan
     dtype = _kernel_variable(conversion.chosen[0].layer)[...].dtype

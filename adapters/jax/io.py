@@ -40,8 +40,9 @@ from rpgcore import modelfile
 from rpgcore.adapters.jax import describe
 from rpgcore.adapters.jax.convert import BANK, plan_of
 from rpgcore.plan import Plan
+from rpgcore.summary import Summary, summarize
 
-__all__ = ["View", "load", "save"]
+__all__ = ["View", "load", "save", "summary"]
 
 
 class View(modelfile.Described):
@@ -124,3 +125,26 @@ def load(model: nnx.Module, path: str | os.PathLike[str]) -> None:
 
     """
     modelfile.load(View(model), path)
+
+
+def summary(model: nnx.Module) -> Summary:
+    """What the model generates, from which ring, and what it keeps ordinary, and why.
+
+    Args:
+        model: a converted model.
+
+    Returns:
+        A :class:`rpgcore.summary.Summary`: ``print`` it.
+
+    Raises:
+        ArgumentError: the model is not converted.
+
+    Example:
+        >>> from rpgcore.adapters.jax import models, rpgify
+        >>> model = rpgify(models.small_resnet(width=4), ring_size=300)
+        >>> summary(model).rows[0][3]
+        'ring global'
+
+    """
+    view = View(model)
+    return summarize(view.plan(), view.tensors())

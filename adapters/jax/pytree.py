@@ -226,8 +226,16 @@ class Generator:
         ]
         floating = sum(math.prod(leaf.shape) for _, leaf in named if _floating(leaf))
         options = Options(ring_size, dof, seed, mode, scope, include, init, backward)
+        listed = {c.name for c in found}
         conversion = convert(
-            found, options, ordinary=lambda chosen: floating - sum(c.size for c in chosen)
+            found,
+            options,
+            ordinary=lambda chosen: floating - sum(c.size for c in chosen),
+            unsupported=[
+                (path, tuple(leaf.shape))
+                for path, leaf in named
+                if _floating(leaf) and path not in listed and _last_name(path) not in ("bias", "b")
+            ],
         )
         plan = conversion.plan
         positions = {path: i for i, (path, _) in enumerate(named)}

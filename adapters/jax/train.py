@@ -37,7 +37,6 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,7 +48,7 @@ from flax import nnx
 from rpgcore.adapters.jax import describe, models
 from rpgcore.adapters.jax.bank import RingIndex
 from rpgcore.adapters.jax.convert import BANK, rpgify
-from rpgcore.adapters.jax.io import save as save_ring_file
+from rpgcore.adapters.jax.io import View
 from rpgcore.adapters.jax.steps import forward, sgd_step
 from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError, ResumeError
@@ -210,8 +209,8 @@ class _Jax:
             ]
         )
 
-    def save_ring_file(self, model: nnx.Module, path: str | os.PathLike[str]) -> None:
-        save_ring_file(model, path)
+    def view(self, model: nnx.Module) -> View:
+        return View(model)
 
     def tensors(self, model: nnx.Module) -> dict[str, np.ndarray]:
         return {entry.tensor.name: describe.read(entry) for entry in describe.entries(model)}

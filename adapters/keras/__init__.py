@@ -24,7 +24,7 @@ Example:
 
 from rpgcore.adapters.keras import models
 from rpgcore.adapters.keras.convert import materialize, plan_of, rings_of, rpgify
-from rpgcore.adapters.keras.io import load, save
+from rpgcore.adapters.keras.io import load, save, summary
 from rpgcore.adapters.keras.layers import (
     RPGConv1D,
     RPGConv1DTranspose,
@@ -58,4 +58,5 @@ __all__ = [
     "rings_of",
     "rpgify",
     "save",
+    "summary",
 ]

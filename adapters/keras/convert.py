@@ -29,7 +29,7 @@ from typing import Any
 import keras  # type: ignore[import-untyped]
 
 from rpgcore.adapters.keras.arrays import to_numpy
-from rpgcore.adapters.keras.describe import kind_of
+from rpgcore.adapters.keras.describe import describe, kind_of
 from rpgcore.adapters.keras.layers import GENERATED, RPGLayer
 from rpgcore.adapters.keras.order import forward_order, layers_of
 from rpgcore.adapters.keras.ring import Ring
@@ -203,6 +203,7 @@ def rpgify(model: Any, options: Options) -> Any:
         options,
         ordinary=ordinary,
         layers={layer.name: layer for layer in model.layers},
+        unsupported=[(t.name, t.shape) for t in describe(model)[0] if t.kind == "other"],
     )
     plan = conversion.plan
     chosen = [c.layer for c in conversion.chosen]

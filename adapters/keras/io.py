@@ -40,8 +40,9 @@ from rpgcore.adapters.keras.arrays import to_numpy
 from rpgcore.adapters.keras.convert import rings_of
 from rpgcore.adapters.keras.describe import describe, read, write
 from rpgcore.plan import Plan
+from rpgcore.summary import Summary, summarize
 
-__all__ = ["View", "load", "save"]
+__all__ = ["View", "load", "save", "summary"]
 
 
 class View(modelfile.Described):
@@ -136,3 +137,28 @@ def load(model: Any, path: str | os.PathLike[str]) -> None:
 
     """
     modelfile.load(View(model), path)
+
+
+def summary(model: Any) -> Summary:
+    """What the model generates, from which ring, and what it keeps ordinary, and why.
+
+    Args:
+        model: a converted model.
+
+    Returns:
+        A :class:`rpgcore.summary.Summary`: ``print`` it.
+
+    Raises:
+        ArgumentError: the model is not converted.
+
+    Example:
+        >>> import keras
+        >>> from rpgcore.adapters.keras.convert import rpgify
+        >>> model = rpgify(keras.Sequential([keras.Input((4,)), keras.layers.Dense(4),
+        ...                                  keras.layers.Dense(2, name="head")]), ring_size=5)
+        >>> summary(model).rows[-2][3]
+        'dense layer left out (the classifier, or include=)'
+
+    """
+    view = View(model)
+    return summarize(view.plan(), view.tensors())

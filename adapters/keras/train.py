@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,7 +41,7 @@ from rpgcore.adapters.keras.arrays import to_numpy
 from rpgcore.adapters.keras.convert import plan_of, rpgify
 from rpgcore.adapters.keras.describe import describe, read
 from rpgcore.adapters.keras.devices import keras_device
-from rpgcore.adapters.keras.io import save as save_ring_file
+from rpgcore.adapters.keras.io import View
 from rpgcore.adapters.keras.layers import RPGLayer
 from rpgcore.adapters.keras.optimizer import TorchSGD
 from rpgcore.adapters.keras.order import layers_of
@@ -159,8 +158,8 @@ class _Keras:
         with keras.device(keras_device(device)):
             return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
-    def save_ring_file(self, model: Any, path: str | os.PathLike[str]) -> None:
-        save_ring_file(model, path)
+    def view(self, model: Any) -> View:
+        return View(model)
 
     def tensors(self, model: Any) -> dict[str, np.ndarray]:
         _, _, entries = describe(model)

@@ -20,6 +20,6 @@ Example:
 
 from rpgcore.adapters.torch import models
 from rpgcore.adapters.torch.convert import materialize, plan_of, rpgify
-from rpgcore.adapters.torch.io import load, save
+from rpgcore.adapters.torch.io import load, save, summary
 
-__all__ = ["load", "materialize", "models", "plan_of", "rpgify", "save"]
+__all__ = ["load", "materialize", "models", "plan_of", "rpgify", "save", "summary"]

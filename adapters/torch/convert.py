@@ -39,7 +39,7 @@ from rpgcore.adapters.torch.bank import (
     RING_PREFIX,
     RingBank,
 )
-from rpgcore.adapters.torch.describe import kind_of
+from rpgcore.adapters.torch.describe import describe, kind_of
 from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
 from rpgcore.errors import ArgumentError, PlanMismatchError
 from rpgcore.plan import Plan
@@ -248,6 +248,7 @@ def rpgify(model: nn.Module, options: Options) -> nn.Module:
         options,
         ordinary=lambda chosen: _ordinary(model, chosen),
         layers=dict(model.named_modules()),
+        unsupported=[(t.name, t.shape) for t in describe(model)[0] if t.kind == "other"],
     )
     plan = conversion.plan
     reference = conversion.chosen[0].layer.weight

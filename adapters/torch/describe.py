@@ -117,6 +117,10 @@ def describe(model: nn.Module) -> tuple[list[Tensor], list[Layer], dict[str, tor
             if value is not None and name not in module._non_persistent_buffers_set
         ]
         for name, value, buffer in owned:
+            if isinstance(
+                value, nn.parameter.UninitializedParameter | nn.parameter.UninitializedBuffer
+            ):
+                continue  # a lazy layer's tensor has no shape until its first forward
             if id(value) in seen:  # a tied tensor is described once
                 continue
             seen.add(id(value))

@@ -35,8 +35,9 @@ from rpgcore import modelfile
 from rpgcore.adapters.torch.convert import BANK, plan_of
 from rpgcore.adapters.torch.describe import describe
 from rpgcore.plan import Plan
+from rpgcore.summary import Summary, summarize
 
-__all__ = ["View", "load", "save"]
+__all__ = ["View", "load", "save", "summary"]
 
 
 class View(modelfile.Described):
@@ -133,3 +134,26 @@ def load(model: nn.Module, path: str | os.PathLike[str]) -> None:
 
     """
     modelfile.load(View(model), path)
+
+
+def summary(model: nn.Module) -> Summary:
+    """What the model generates, from which ring, and what it keeps ordinary, and why.
+
+    Args:
+        model: a converted model.
+
+    Returns:
+        A :class:`rpgcore.summary.Summary`: ``print`` it.
+
+    Raises:
+        ArgumentError: the model is not converted.
+
+    Example:
+        >>> from rpgcore.adapters.torch.convert import rpgify
+        >>> model = rpgify(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)), ring_size=10)
+        >>> print(summary(model).rows[-1])
+        ('1.bias', (2,), 2, 'bias')
+
+    """
+    view = View(model)
+    return summarize(view.plan(), view.tensors())

@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +35,7 @@ from torch import nn
 from rpgcore.adapters.torch import models
 from rpgcore.adapters.torch.convert import BANK, rpgify
 from rpgcore.adapters.torch.describe import describe
-from rpgcore.adapters.torch.io import save as save_ring_file
+from rpgcore.adapters.torch.io import View
 from rpgcore.data import Dataset
 from rpgcore.errors import ArgumentError, ResumeError
 from rpgcore.plan import Plan
@@ -176,8 +175,8 @@ class _Torch:
                 outputs.append(model(torch.from_numpy(batch).to(target)).float().cpu().numpy())
         return np.concatenate(outputs)
 
-    def save_ring_file(self, model: nn.Module, path: str | os.PathLike[str]) -> None:
-        save_ring_file(model, path)
+    def view(self, model: nn.Module) -> View:
+        return View(model)
 
     def tensors(self, model: nn.Module) -> dict[str, np.ndarray]:
         _, _, live = describe(model)
