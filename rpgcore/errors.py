@@ -29,6 +29,7 @@ __all__ = [
     "PlanError",
     "PlanMismatchError",
     "LayerOrderWarning",
+    "LayoutWarning",
     "ResumeError",
     "RingDtypeError",
     "RingFileError",
@@ -130,6 +131,10 @@ class ConversionWarning(RpgWarning):
 
 class PlanCheckWarning(RpgWarning):
     """A file cannot be checked against the model's plan (it records none)."""
+
+
+class LayoutWarning(RpgWarning):
+    """A dense layer may read a flattened map in another order than the ring file's."""
 
 
 class LayerOrderWarning(RpgWarning):

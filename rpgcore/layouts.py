@@ -27,11 +27,15 @@ Example:
     (7, 5, 3, 64)
     >>> layouts.native_shape((6, 1, 3, 3), "depthwise", multiplier=2)
     (3, 3, 3, 2)
+    >>> dense = np.arange(8).reshape(1, 8)  # reads a (C=2, H=2, W=2) map, flattened by PyTorch
+    >>> layouts.to_native(dense, "channels_last", source=(2, 2, 2)).ravel().tolist()
+    [0, 4, 1, 5, 2, 6, 3, 7]
 
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -136,13 +140,44 @@ def canonical_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     return tuple(shape[axis] for axis in axes)
 
 
-def to_native(kernel: NDArray[Any], layout: str, multiplier: int = 1) -> NDArray[Any]:
+def _flattened(kernel: NDArray[Any], source: tuple[int, ...], inverse: bool) -> NDArray[Any]:
+    """A dense kernel's input axis between PyTorch's flatten order and a channels-last one.
+
+    ``source`` is the channels-last shape ``(*spatial, C)`` of the map flattened
+    into the layer's input. PyTorch flattens ``(C, *spatial)``; Keras and Flax
+    flatten ``(*spatial, C)``: the same weight sits at another input position.
+    """
+    source = tuple(int(n) for n in source)
+    count = math.prod(source)
+    if kernel.ndim != 2 or kernel.shape[1] != count or len(source) < 2:
+        raise PlanError(
+            f"a dense kernel reading a flattened map {source} has shape (out, {count}); "
+            f"got {kernel.shape}"
+        )
+    *spatial, channels = source
+    if inverse:  # (out, *spatial, C) -> (out, C, *spatial)
+        moved = np.moveaxis(kernel.reshape(kernel.shape[0], *spatial, channels), -1, 1)
+    else:  # (out, C, *spatial) -> (out, *spatial, C)
+        moved = np.moveaxis(kernel.reshape(kernel.shape[0], channels, *spatial), 1, -1)
+    return moved.reshape(kernel.shape)
+
+
+def to_native(
+    kernel: NDArray[Any],
+    layout: str,
+    multiplier: int = 1,
+    source: tuple[int, ...] | None = None,
+) -> NDArray[Any]:
     """A canonical kernel (or index array) in ``layout``: a numpy view where one exists.
 
     Args:
         kernel: the canonical array.
         layout: one of :data:`LAYOUTS`.
         multiplier: the depth multiplier (``"depthwise"`` only).
+        source: for a dense kernel that reads a flattened map, the map's
+            channels-last shape ``(*spatial, C)``: the framework flattens it
+            channels-last where PyTorch (the canonical layout) flattens
+            ``(C, *spatial)``, so the input axis is reordered too.
 
     Returns:
         The array as the framework stores it.
@@ -157,6 +192,8 @@ def to_native(kernel: NDArray[Any], layout: str, multiplier: int = 1) -> NDArray
 
     """
     kernel = np.asarray(kernel)
+    if source is not None:
+        kernel = _flattened(kernel, source, inverse=False)
     moved = np.transpose(kernel, _axes(layout, kernel.ndim))
     if layout != "depthwise":
         return moved
@@ -164,12 +201,15 @@ def to_native(kernel: NDArray[Any], layout: str, multiplier: int = 1) -> NDArray
     return moved.reshape(*moved.shape[:-2], kernel.shape[0] // multiplier, multiplier)
 
 
-def from_native(kernel: NDArray[Any], layout: str) -> NDArray[Any]:
+def from_native(
+    kernel: NDArray[Any], layout: str, source: tuple[int, ...] | None = None
+) -> NDArray[Any]:
     """A kernel (or index array) stored in ``layout`` back in the canonical layout.
 
     Args:
         kernel: the array as the framework stores it.
         layout: one of :data:`LAYOUTS`.
+        source: as for :func:`to_native`.
 
     Returns:
         The canonical array.
@@ -190,7 +230,8 @@ def from_native(kernel: NDArray[Any], layout: str) -> NDArray[Any]:
         *spatial, channels, multiplier = kernel.shape
         kernel = kernel.reshape(*spatial, 1, channels * multiplier)
         layout = "channels_last"
-    return np.transpose(kernel, _inverse(_axes(layout, kernel.ndim)))
+    canonical = np.transpose(kernel, _inverse(_axes(layout, kernel.ndim)))
+    return canonical if source is None else _flattened(canonical, source, inverse=True)
 
 
 def to_channels_last(kernel: NDArray[Any]) -> NDArray[Any]:

@@ -41,8 +41,9 @@ from rpgcore.plan import Plan
 
 __all__ = ["index_dtype", "inverse_index", "native_index", "pack", "ring_index"]
 
-NativeLayout = str | tuple[str, int]
-"""A layout, or a ``(layout, depth multiplier)`` pair for a depthwise kernel."""
+NativeLayout = str | tuple[str, int] | tuple[str, int, tuple[int, ...] | None]
+"""A layout, or ``(layout, depth multiplier)``, or ``(layout, multiplier, flattened source)``
+(:func:`rpgcore.layouts.to_native`)."""
 
 
 def index_dtype(largest: int, *, unsigned: bool = False) -> np.dtype[Any]:
@@ -91,12 +92,21 @@ def pack(
     return packed
 
 
-def _layout(entry: NativeLayout) -> tuple[str, int]:
-    return (entry, 1) if isinstance(entry, str) else (entry[0], int(entry[1]))
+def _layout(entry: NativeLayout) -> tuple[str, int, tuple[int, ...] | None]:
+    if isinstance(entry, str):
+        return entry, 1, None
+    source = entry[2] if len(entry) > 2 else None  # type: ignore[misc]
+    return entry[0], int(entry[1]), None if source is None else tuple(source)
 
 
 def native_index(
-    plan: Plan, slot: str, layout: str = "canonical", multiplier: int = 1, *, unsigned: bool = False
+    plan: Plan,
+    slot: str,
+    layout: str = "canonical",
+    multiplier: int = 1,
+    *,
+    source: tuple[int, ...] | None = None,
+    unsigned: bool = False,
 ) -> NDArray[Any]:
     """A slot's packed indices, shaped and ordered like its kernel in ``layout``.
 
@@ -105,6 +115,8 @@ def native_index(
         slot: the slot's name.
         layout: how the framework stores the kernel (:data:`rpgcore.layouts.LAYOUTS`).
         multiplier: the depth multiplier of a ``"depthwise"`` kernel.
+        source: the channels-last shape of the map a dense kernel reads
+            flattened (:func:`rpgcore.layouts.to_native`).
         unsigned: see :func:`index_dtype`.
 
     Returns:
@@ -127,7 +139,7 @@ def native_index(
     indices = reference.ring_indices(geometry, entry.offset, stop)
     signs = reference.ring_signs(geometry, entry.offset, stop)
     packed = pack(indices, signs, geometry.size, unsigned=unsigned).reshape(entry.shape)
-    return np.ascontiguousarray(to_native(packed, layout, multiplier))
+    return np.ascontiguousarray(to_native(packed, layout, multiplier, source))
 
 
 def ring_index(plan: Plan, ring: str, *, unsigned: bool = False) -> NDArray[Any]:
@@ -199,9 +211,9 @@ def inverse_index(
     generated, size = geometry.generated, geometry.size
     table = np.empty(generated, dtype=np.int64)  # where canonical position k sits, native-flat
     for slot, entry in zip(slots, layouts, strict=True):
-        layout, multiplier = _layout(entry)
+        layout, multiplier, source = _layout(entry)
         canonical = np.arange(slot.size, dtype=np.int64).reshape(slot.shape)
-        order = to_native(canonical, layout, multiplier).reshape(-1)
+        order = to_native(canonical, layout, multiplier, source).reshape(-1)
         table[slot.offset + order] = slot.offset + np.arange(slot.size, dtype=np.int64)
     blocks = geometry.blocks
     offsets = reference.ring_inverse(geometry, 0, blocks * size).astype(np.int64)

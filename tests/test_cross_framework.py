@@ -273,3 +273,44 @@ def test_a_file_keeps_its_initialisation_rules_in_every_framework(
     expected = file_plan.expand(rings)
     for slot, kernel in zip(file_plan.slots, canonical_kernels(framework, model), strict=True):
         assert np.array_equal(kernel, expected[slot.name]), f"{framework} {slot.name}"
+
+
+@pytest.mark.parametrize("hidden", [True, False], ids=["generated-dense", "ordinary-dense"])
+def test_a_flattened_map_ports_from_torch_to_keras(hidden: bool, tmp_path: Path) -> None:
+    """PyTorch flattens (C, H, W), Keras (H, W, C): the dense kernel reading it is reordered.
+
+    With a hidden dense layer it is generated (its packed index is reordered);
+    without, the classifier reads the map and is an ordinary tensor of the file
+    (its value is reordered when loaded). Either way the same function.
+    """
+    import keras
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    width = 16 if hidden else 3
+    layers = [nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, width)]
+    if hidden:
+        layers += [nn.ReLU(), nn.Linear(width, 3)]
+    source = adapter("torch").rpgify(nn.Sequential(*layers), ring_size=300, seed=2)
+    with torch.no_grad():
+        for parameter in source.parameters():  # every tensor off its initial value
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    path = tmp_path / "flat.rpg.safetensors"
+    adapter("torch").save(source, path)
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(keras.layers.ReLU()(keras.layers.Conv2D(4, 3)(inputs)))
+    x = keras.layers.Dense(width)(x)
+    if hidden:
+        x = keras.layers.Dense(3)(keras.layers.ReLU()(x))
+    model = adapter("keras").rpgify(keras.Model(inputs, x), ring_size=300, seed=2)
+    adapter("keras").load(model, path)
+
+    images = np.random.default_rng(1).random((16, 8, 8, 1), dtype=np.float32)
+    want = trainer("torch").logits(source, images)
+    got = trainer("keras").logits(model, images)
+    # float32 convolutions and dot products summed in each framework's order:
+    # differences of a few ulps of logits of order 1 (2e-6 measured).
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
+    assert (got.argmax(1) == want.argmax(1)).all()

@@ -18,7 +18,7 @@ from flax import nnx  # noqa: E402
 import rpgcore  # noqa: E402
 from rpgcore.adapters import jax as rpg  # noqa: E402
 from rpgcore.adapters.jax import describe  # noqa: E402
-from rpgcore.errors import PlanMismatchError, SettingsWarning  # noqa: E402
+from rpgcore.errors import LayoutWarning, PlanMismatchError, SettingsWarning  # noqa: E402
 
 
 def _model(seed: int = 0, ring_size: int = 500, width: int = 4) -> nnx.Module:
@@ -190,3 +190,25 @@ def test_the_imagenet_stem_computes_torch_s_function(tmp_path: Path) -> None:
         want = theirs(x).detach().numpy()
         got = np.asarray(ours(jnp.asarray(images)))
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)  # float32 summation order
+
+
+def test_a_dense_layer_that_may_read_a_flattened_map_is_named(tmp_path: Path) -> None:
+    """NNX shows no graph: a Linear taking k times the conv's channels before it is named."""
+
+    class Flat(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.conv = nnx.Conv(1, 4, (3, 3), padding="VALID", rngs=rngs)
+            self.fc1 = nnx.Linear(4 * 6 * 6, 8, rngs=rngs)
+            self.head = nnx.Linear(8, 3, rngs=rngs)
+
+        def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+            return self.head(self.fc1(self.conv(x).reshape(len(x), -1)))
+
+    model = rpg.rpgify(Flat(nnx.Rngs(0)), ring_size=300)
+    path = tmp_path / "flat.rpg.safetensors"
+    with pytest.warns(
+        LayoutWarning, match=r"'fc1' \(144 inputs, 4 channels\) may read a flattened"
+    ):
+        rpg.save(model, path)
+    with pytest.warns(LayoutWarning, match="'fc1'"):
+        rpg.load(model, path)

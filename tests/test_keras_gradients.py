@@ -39,12 +39,10 @@ def _canonical(model: Any, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray
     """The plain model's kernel gradients, moved to the canonical layout, per slot."""
     result = {}
     for slot in rpg.plan_of(model).slots:
-        native = grads[slot.name]
-        depthwise = isinstance(model.get_layer(slot.name.split("/")[0]), rpg.RPGDepthwiseConv2D)
-        result[slot.name] = (
-            layouts.from_native(native, "depthwise")
-            if depthwise
-            else layouts.from_channels_last(native)
+        layer = model.get_layer(slot.name.split("/")[0])
+        # The hidden Dense reads a Flatten: its kernel's rows follow Keras' flatten order.
+        result[slot.name] = layouts.from_native(
+            grads[slot.name], layer.layout, layer.flattened_from
         )
     return result
 

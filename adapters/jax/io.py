@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,10 +40,41 @@ from numpy.typing import NDArray
 from rpgcore import modelfile
 from rpgcore.adapters.jax import describe
 from rpgcore.adapters.jax.convert import BANK, plan_of
+from rpgcore.adapters.jax.layers import walk
+from rpgcore.errors import LayoutWarning
 from rpgcore.plan import Plan
 from rpgcore.summary import Summary, summarize
 
 __all__ = ["View", "load", "save", "summary"]
+
+
+def _flatten_warning(model: nnx.Module, doing: str) -> None:
+    """Warn about dense layers that may read a flattened map (Flax flattens channels-last).
+
+    A ring file holds dense kernels in PyTorch's order, which flattens a map
+    ``(C, H, W)``; a Flax model that flattens ``(H, W, C)`` (``x.reshape(n, -1)``
+    of an NHWC map) reads the same file as another function, and NNX shows no
+    graph to tell. A ``Linear`` whose inputs are a multiple ``k > 1`` of the
+    channels of the convolution before it (in creation order) probably reads
+    such a map: name it.
+    """
+    channels, suspects = 0, []
+    for path, module in walk(model, getattr(model, BANK).order):
+        if isinstance(module, nnx.Conv | nnx.ConvTranspose):
+            channels = int(module.out_features)
+        elif isinstance(module, nnx.Linear) and channels:
+            if module.in_features % channels == 0 and module.in_features > channels:
+                suspects.append(f"{path!r} ({module.in_features} inputs, {channels} channels)")
+            channels = 0
+    if suspects:
+        warnings.warn(
+            f"{doing}: dense layers {', '.join(suspects[:3])} may read a flattened map; ring "
+            "files order it as PyTorch does, (C, H, W), and Flax's x.reshape(n, -1) of an NHWC "
+            "map is (H, W, C): flatten x.transpose(0, 3, 1, 2) instead, or the ported model "
+            "computes another function",
+            LayoutWarning,
+            stacklevel=3,
+        )
 
 
 class View(modelfile.Described):
@@ -101,6 +133,7 @@ def save(model: nnx.Module, path: str | os.PathLike[str]) -> None:
         >>> save(model, os.path.join(tempfile.mkdtemp(), "m.rpg.safetensors"))
 
     """
+    _flatten_warning(model, f"saving {os.fspath(path)!r}")
     modelfile.save(View(model), path)
 
 
@@ -124,6 +157,7 @@ def load(model: nnx.Module, path: str | os.PathLike[str]) -> None:
         >>> load(rpgify(models.small_resnet(width=4), ring_size=300, seed=2), path)
 
     """
+    _flatten_warning(model, f"loading {os.fspath(path)!r}")
     modelfile.load(View(model), path)
 
 

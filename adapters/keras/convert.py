@@ -31,7 +31,7 @@ import keras  # type: ignore[import-untyped]
 from rpgcore.adapters.keras.arrays import to_numpy
 from rpgcore.adapters.keras.describe import describe, kind_of
 from rpgcore.adapters.keras.layers import GENERATED, RPGLayer
-from rpgcore.adapters.keras.order import forward_order, layers_of
+from rpgcore.adapters.keras.order import flatten_source, forward_order, layers_of
 from rpgcore.adapters.keras.ring import Ring
 from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
 from rpgcore.errors import ArgumentError, PlanError
@@ -216,6 +216,9 @@ def rpgify(model: Any, options: Options) -> Any:
         slot = by_id.get(id(layer))
         if slot is None:
             return layer.__class__.from_config(config)
+        source = flatten_source(layer)
+        if source is not None:
+            config["flattened_from"] = list(source)
         return GENERATED[type(layer)].from_config(
             {**config, "ring": rings[slot.ring], "slot": slot.name}
         )
@@ -344,6 +347,7 @@ def materialize(model: Any) -> Any:
         if isinstance(layer, RPGLayer):
             config.pop("ring")
             config.pop("slot")
+            config.pop("flattened_from", None)
             return _BASES[type(layer)].from_config(config)
         return layer.__class__.from_config(config)
 

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from rpgcore.adapters.keras.arrays import to_numpy
 from rpgcore.adapters.keras.layers import RPGLayer
-from rpgcore.adapters.keras.order import layers_of
+from rpgcore.adapters.keras.order import flatten_source, layers_of
 from rpgcore.describing import conv_settings, norm_settings, role
 from rpgcore.layouts import canonical_shape, from_native, to_native
 from rpgcore.porting import Layer, Tensor
@@ -67,11 +67,14 @@ class Entry:
     Attributes:
         variable: the Keras variable.
         layout: ``"channels_last"`` or ``"depthwise"`` for a kernel, else ``"canonical"``.
+        source: the channels-last map a dense kernel reads flattened
+            (:func:`~rpgcore.adapters.keras.order.flatten_source`), or ``None``.
 
     """
 
     variable: Any
     layout: str
+    source: tuple[int, ...] | None = None
 
 
 def read(entry: Entry) -> NDArray[Any]:
@@ -90,7 +93,7 @@ def read(entry: Entry) -> NDArray[Any]:
         (2, 3)
 
     """
-    return np.ascontiguousarray(from_native(to_numpy(entry.variable), entry.layout))
+    return np.ascontiguousarray(from_native(to_numpy(entry.variable), entry.layout, entry.source))
 
 
 def write(entry: Entry, value: NDArray[Any]) -> None:
@@ -109,7 +112,7 @@ def write(entry: Entry, value: NDArray[Any]) -> None:
 
     """
     multiplier = int(entry.variable.shape[-1]) if entry.layout == "depthwise" else 1
-    array = to_native(np.asarray(value), entry.layout, multiplier)
+    array = to_native(np.asarray(value), entry.layout, multiplier, entry.source)
     entry.variable.assign(np.ascontiguousarray(array).astype(entry.variable.dtype))
 
 
@@ -228,7 +231,9 @@ def describe(model: Any) -> tuple[list[Tensor], list[Layer], dict[str, Entry]]:
                 continue
             seen.add(id(variable))
             name = variable.name
-            entry = Entry(variable, _layout(layer, kind, name))
+            layout = _layout(layer, kind, name)
+            source = flatten_source(layer) if layout == "channels_last" else None
+            entry = Entry(variable, layout, source)
             native = tuple(int(n) for n in variable.shape)
             shape = canonical_shape(native, entry.layout)
             tensors.append(

@@ -72,6 +72,8 @@ class SlotKey(NamedTuple):
     slot: str
     layout: str
     multiplier: int
+    source: tuple[int, ...] | None = None
+    """The channels-last map a dense kernel reads flattened (:func:`rpgcore.layouts.to_native`)."""
 
 
 def _constant(array: Any) -> Any:
@@ -118,7 +120,14 @@ class KernelTable:
         """Copies keep the constants and start with nothing generated."""
         return {"_slots": self._slots, "_plan": self._plan, "_shared": None}
 
-    def register(self, plan: Plan, slot: str, layout: str, multiplier: int) -> SlotKey:
+    def register(
+        self,
+        plan: Plan,
+        slot: str,
+        layout: str,
+        multiplier: int,
+        source: tuple[int, ...] | None = None,
+    ) -> SlotKey:
         """Build a slot's packed index in ``layout``, once.
 
         Args:
@@ -126,6 +135,8 @@ class KernelTable:
             slot: the slot's name.
             layout: ``"channels_last"`` or ``"depthwise"`` (:mod:`rpgcore.layouts`).
             multiplier: the depth multiplier of a depthwise kernel (else 1).
+            source: the channels-last shape of the map a dense kernel reads
+                flattened, or ``None``.
 
         Returns:
             The slot's key, for :meth:`kernel`.
@@ -135,10 +146,12 @@ class KernelTable:
             ArgumentError: an unknown layout.
 
         """
-        key = SlotKey(slot, layout, int(multiplier))
+        key = SlotKey(slot, layout, int(multiplier), None if source is None else tuple(source))
         if key not in self._slots:
             unsigned = keras.backend.backend() == "jax"  # no 64-bit integers by default
-            index = packing.native_index(plan, slot, layout, key.multiplier, unsigned=unsigned)
+            index = packing.native_index(
+                plan, slot, layout, key.multiplier, source=key.source, unsigned=unsigned
+            )
             self._slots[key] = (_constant(index), plan.slot(slot).scale)
         self._plan = plan
         return key

@@ -64,10 +64,15 @@ class RPGLayer:
         *args: the Keras base layer's arguments.
         ring: the :class:`Ring` layer the kernel is generated from.
         slot: the slot's name in ``ring.plan``.
+        flattened_from: for a dense layer that reads a ``Flatten`` of a map, the
+            map's channels-last shape ``(*spatial, C)``: the kernel's input axis
+            then follows Keras' flatten order, each weight keeping its canonical
+            (PyTorch, ``(C, *spatial)``) value. ``rpgify`` sets it from the graph.
         **kwargs: the Keras base layer's keyword arguments.
 
     Raises:
-        ArgumentError: ``ring`` is not a :class:`Ring`, or a kernel
+        ArgumentError: ``ring`` is not a :class:`Ring`, ``flattened_from`` for a
+            layer that is not dense, or a kernel
             regularizer, constraint or LoRA rank is given (a generated kernel
             has no variable of its own to regularise).
         PlanError: ``slot`` is not a slot of ``ring``.
@@ -90,7 +95,14 @@ class RPGLayer:
     compute_dtype: str
     bias: Any
 
-    def __init__(self, *args: Any, ring: Ring, slot: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        ring: Ring,
+        slot: str,
+        flattened_from: tuple[int, ...] | list[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(ring, Ring):
             raise ArgumentError(
                 f"ring must be an rpgcore Ring layer, got {type(ring).__name__}; "
@@ -103,9 +115,15 @@ class RPGLayer:
                     "own; leave it out (the ring is the trainable parameter: use weight decay)"
                 )
         ring.check_slot(slot)
+        if flattened_from is not None and not isinstance(self, keras.layers.Dense):
+            raise ArgumentError(
+                f"flattened_from={flattened_from!r}: only a dense layer reads a flattened map; "
+                "leave it out"
+            )
         super().__init__(*args, **kwargs)
         self.ring = ring
         self.slot = slot
+        self.flattened_from = None if flattened_from is None else tuple(flattened_from)
         ring.claimed.add(slot)
         self._rpg_native: tuple[int, ...] | None = None
         self._rpg_key: SlotKey | None = None
@@ -143,7 +161,7 @@ class RPGLayer:
                 f"{native_shape(slot.shape, self.layout, multiplier)}); call the layer on "
                 "inputs with the channels it was planned for"
             )
-        self._rpg_key = self.ring.register(self.slot, self.layout, multiplier)
+        self._rpg_key = self.ring.register(self.slot, self.layout, multiplier, self.flattened_from)
 
     @property
     def kernel(self) -> Any:
@@ -205,6 +223,8 @@ class RPGLayer:
         """
         config: dict[str, Any] = super().get_config()  # type: ignore[misc]
         config.update(ring=keras.saving.serialize_keras_object(self.ring), slot=self.slot)
+        if self.flattened_from is not None:
+            config["flattened_from"] = list(self.flattened_from)
         return config
 
     @classmethod

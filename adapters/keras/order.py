@@ -29,7 +29,7 @@ from typing import Any
 
 import keras  # type: ignore[import-untyped]
 
-__all__ = ["forward_order", "layers_of"]
+__all__ = ["flatten_source", "forward_order", "layers_of"]
 
 
 def forward_order(model: Any) -> list[Any]:
@@ -100,3 +100,43 @@ def layers_of(model: Any) -> list[Any]:
     for layer in forward_order(model):
         found.extend(layers_of(layer) if isinstance(layer, keras.Model) else [layer])
     return found
+
+
+def flatten_source(layer: Any) -> tuple[int, ...] | None:
+    """The map a ``Dense`` layer reads through a ``Flatten``, as its channels-last shape.
+
+    Keras flattens a map channels-last, ``(*spatial, C)`` (a ``Flatten`` with
+    ``data_format="channels_first"`` moves the channels last first), while the
+    canonical (PyTorch) layout flattens ``(C, *spatial)``: the same weight of
+    the dense kernel sits at another input position
+    (:func:`rpgcore.layouts.to_native`).
+
+    Args:
+        layer: any layer of a built Functional or Sequential model.
+
+    Returns:
+        ``(*spatial, C)`` when ``layer`` is a ``Dense`` fed by a ``Flatten`` of
+        a map with more than one spatial position; else ``None``.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((3, 2, 4)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(5, name="fc")])
+        >>> flatten_source(model.get_layer("fc"))
+        (3, 2, 4)
+
+    """
+    if not isinstance(layer, keras.layers.Dense):
+        return None
+    try:
+        source = layer.input._keras_history[0]
+        shape = tuple(source.input.shape[1:])
+    except (AttributeError, ValueError, IndexError):  # several inputs or uses, or no graph
+        return None
+    if not isinstance(source, keras.layers.Flatten) or len(shape) < 2 or None in shape:
+        return None
+    if source.data_format == "channels_first":
+        shape = (*shape[1:], shape[0])
+    spatial = 1
+    for size in shape[:-1]:
+        spatial *= int(size)
+    return tuple(int(n) for n in shape) if spatial > 1 else None

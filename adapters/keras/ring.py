@@ -130,7 +130,13 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
         """``N``, the number of ring entries."""
         return self._plan.ring(self.ring_name).size
 
-    def register(self, slot: str, layout: str, multiplier: int = 1) -> SlotKey:
+    def register(
+        self,
+        slot: str,
+        layout: str,
+        multiplier: int = 1,
+        source: tuple[int, ...] | None = None,
+    ) -> SlotKey:
         """Make ``slot`` one of the kernels this ring generates, in a native layout.
 
         Builds the slot's packed index (once per slot and layout), as a
@@ -141,6 +147,7 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
             layout: ``"channels_last"`` or ``"depthwise"``
                 (:mod:`rpgcore.layouts`).
             multiplier: the depth multiplier of a depthwise kernel.
+            source: the channels-last shape of the map a dense kernel reads flattened.
 
         Returns:
             The key to pass to :meth:`kernel`.
@@ -157,7 +164,7 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
 
         """
         self.check_slot(slot)
-        return self._kernels.register(self._plan, slot, layout, multiplier)
+        return self._kernels.register(self._plan, slot, layout, multiplier, source)
 
     def kernel(self, key: SlotKey) -> Any:
         """The generated kernel ``scale * s(k) * W[u(k)]`` of a registered slot.
@@ -216,7 +223,7 @@ class Ring(keras.layers.Layer):  # type: ignore[misc]
         self._plan, self._plan_json = plan, plan.to_json()
         self._kernels = KernelTable()
         for key in keys:
-            self._kernels.register(plan, key.slot, key.layout, key.multiplier)
+            self._kernels.register(plan, key.slot, key.layout, key.multiplier, key.source)
 
     def check_slot(self, slot: str) -> None:
         """Check that ``slot`` is a slot of the plan generated from this ring.

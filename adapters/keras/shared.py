@@ -152,7 +152,7 @@ class SharedKernels:
             return None
         cached = (ring.device, *keys)
         if cached not in self._inverse:
-            layouts = [(key.layout, key.multiplier) for key in keys]
+            layouts = [(key.layout, key.multiplier, key.source) for key in keys]
             inverse = packing.inverse_index(plan, name, layouts)
             self._inverse[cached] = torch.from_numpy(inverse).to(ring.device)
         return self._inverse[cached]
