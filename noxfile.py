@@ -194,6 +194,17 @@ def benchmarks_keras(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmarks_adapters(session: nox.Session) -> None:
+    """ResNet-18-RPG training steps over vanilla in every adapter (each Keras backend apart)."""
+    _install(session, ".[torch,jax,tensorflow,keras]")
+    script = str(ROOT / "benchmarks" / "adapter_steps.py")
+    for framework in ("torch", "jax"):
+        session.run("python", script, "--framework", framework)
+    for backend in KERAS_BACKENDS:
+        session.run("python", script, "--framework", "keras", env={"KERAS_BACKEND": backend})
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """The main job: RPG against narrower vanilla networks of the same DoF on embedded MNIST.
 

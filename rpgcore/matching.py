@@ -28,13 +28,20 @@ from typing import TYPE_CHECKING, Any
 
 from numpy.typing import NDArray
 
-from rpgcore.errors import PlanMismatchError, SettingsWarning
+from rpgcore.errors import LayerOrderWarning, PlanMismatchError, SettingsWarning
 from rpgcore.plan import Plan
 
 if TYPE_CHECKING:
     from rpgcore.porting import Layer, Tensor
 
-__all__ = ["adopted", "match_plans", "match_tensors", "tensors_by_name", "warn_settings"]
+__all__ = [
+    "adopted",
+    "match_plans",
+    "match_tensors",
+    "tensors_by_name",
+    "warn_order",
+    "warn_settings",
+]
 
 
 def _first_difference(saved: Plan, plan: Plan) -> str | None:
@@ -248,3 +255,48 @@ def adopted(saved: Plan, plan: Plan) -> Plan:
         for theirs, ours in zip(saved.rings, plan.rings, strict=True)
     )
     return dataclasses.replace(plan, slots=slots, rings=rings)
+
+
+def warn_order(path: str, saved: Sequence[str], orders: Sequence[str], plan: Plan) -> None:
+    """Warn where a file and a model list their layers in different kinds of order.
+
+    A file written from a model ordered by its forward graph (Keras, PyTorch
+    traced by ``torch.fx``) and a model ordered by creation (Flax NNX, an
+    untraceable PyTorch model) agree only when the model creates its layers in
+    the order its forward uses them. Layers of different shapes would not fit
+    if they were swapped (a :class:`~rpgcore.errors.PlanMismatchError`); layers
+    of one shape would, silently: those are named.
+
+    Args:
+        path: the file, for the message.
+        saved: the orders the file's listing is.
+        orders: the orders the model's listing is.
+        plan: the model's plan.
+
+    Example:
+        >>> plan = Plan.build({"a": (4, 4), "b": (4, 4)}, ring_size=5)
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_order("f", ["graph"], ["modules"], plan)
+        >>> "'a' and 'b'" in str(caught[0].message)
+        True
+
+    """
+    if not saved or not orders or set(saved) & set(orders):
+        return
+    by_shape: dict[tuple[int, ...], list[str]] = {}
+    for slot in plan.slots:
+        by_shape.setdefault(slot.shape, []).append(slot.name)
+    alike = [names for names in by_shape.values() if len(names) > 1]
+    if not alike:
+        return
+    named = "; ".join(" and ".join(repr(n) for n in names[:3]) for names in alike[:3])
+    warnings.warn(
+        f"{path} lists its layers in {' and '.join(saved)} order, this model in "
+        f"{' and '.join(orders)} order: they agree when the model creates its layers in the "
+        f"order its forward uses them. Layers of one shape could be swapped unseen: {named}; "
+        "check that the model creates them in forward order",
+        LayerOrderWarning,
+        stacklevel=4,
+    )

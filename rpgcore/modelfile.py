@@ -25,6 +25,7 @@ Example:
     ...     def tensors(self): return [Tensor("bias", "fc", "linear", "bias", (4,))]
     ...     def layers(self): return []
     ...     def read(self): return {"bias": self.bias}
+    ...     def orders(self): return ()
     ...     def write(self, plan, rings, values):
     ...         self.plan_, self.rings_, self.bias = plan, rings, values["bias"]
     >>> path = os.path.join(tempfile.mkdtemp(), "m.rpg.safetensors")
@@ -69,6 +70,9 @@ class ModelView(Protocol):
     def read(self) -> Mapping[str, NDArray[Any]]:
         """Every described tensor's value in the canonical layout, by tensor name."""
 
+    def orders(self) -> Sequence[str]:
+        """Which orders (:data:`rpgcore.porting.ORDERS`) the model's layer order is."""
+
     def write(
         self, plan: Plan, rings: Mapping[str, NDArray[Any]], values: Mapping[str, NDArray[Any]]
     ) -> None:
@@ -88,11 +92,23 @@ class Described:
         plan: the model's plan.
         tensors: its non-generated tensors, in layer order, canonical shapes.
         layers: its layer settings, in layer order.
+        orders: which orders the layer order is (:data:`rpgcore.porting.ORDERS`).
 
     """
 
-    def __init__(self, plan: Plan, tensors: Sequence[Tensor], layers: Sequence[Layer]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        tensors: Sequence[Tensor],
+        layers: Sequence[Layer],
+        orders: Sequence[str] = (),
+    ) -> None:
         self._plan, self._tensors, self._layers = plan, list(tensors), list(layers)
+        self._orders = tuple(orders)
+
+    def orders(self) -> tuple[str, ...]:
+        """Which orders the model's layer order is."""
+        return self._orders
 
     def plan(self) -> Plan:
         """The model's plan (as it was when the view was made)."""
@@ -132,6 +148,7 @@ def save(
         view.tensors(),
         view.read(),
         view.layers(),
+        orders=view.orders(),
         training=training,
     )
 
@@ -155,5 +172,5 @@ def load(view: ModelView, path: str | os.PathLike[str]) -> None:
         SettingsWarning: a layer setting in the file differs from the model's.
 
     """
-    loaded = porting.read(path, view.plan(), view.tensors(), view.layers())
+    loaded = porting.read(path, view.plan(), view.tensors(), view.layers(), view.orders())
     view.write(loaded.plan, loaded.rings, loaded.values)

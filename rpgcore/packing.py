@@ -95,7 +95,7 @@ def pack(
 def _layout(entry: NativeLayout) -> tuple[str, int, tuple[int, ...] | None]:
     if isinstance(entry, str):
         return entry, 1, None
-    source = entry[2] if len(entry) > 2 else None  # type: ignore[misc]
+    source = entry[2] if len(entry) > 2 else None
     return entry[0], int(entry[1]), None if source is None else tuple(source)
 
 

@@ -64,12 +64,14 @@ from rpgcore.matching import (
     match_plans,
     match_tensors,
     tensors_by_name,
+    warn_order,
     warn_settings,
 )
 from rpgcore.plan import Plan
 
 __all__ = [
     "KINDS",
+    "ORDERS",
     "ROLES",
     "Layer",
     "Loaded",
@@ -229,12 +231,19 @@ def padding_pairs(
     return pairs
 
 
-def describe(tensors: Sequence[Tensor], layers: Sequence[Layer]) -> str:
+ORDERS = ("graph", "modules")
+"""What a model's layer order can be: the forward graph's (``graph``), the order the
+model created its layers in (``modules``), or both."""
+
+
+def describe(tensors: Sequence[Tensor], layers: Sequence[Layer], orders: Sequence[str] = ()) -> str:
     """The model description JSON that :func:`save` stores in a ring file.
 
     Args:
         tensors: the model's non-generated tensors, in layer order.
         layers: the model's layer settings, in layer order.
+        orders: which orders (of :data:`ORDERS`) the layer order is; recorded
+            when given, so that a port between two orders can be warned about.
 
     Returns:
         Compact JSON text.
@@ -251,11 +260,16 @@ def describe(tensors: Sequence[Tensor], layers: Sequence[Layer]) -> str:
     if len(set(names)) != len(names):
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise ArgumentError(f"tensor names {repeated} appear more than once; names must be unique")
-    record = {
+    unknown = [order for order in orders if order not in ORDERS]
+    if unknown:
+        raise ArgumentError(f"orders {unknown} are unknown; use {ORDERS}")
+    record: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "layers": [[layer.name, layer.kind, layer.settings] for layer in layers],
         "tensors": [[t.name, t.layer, t.kind, t.role] for t in tensors],
     }
+    if orders:
+        record["order"] = list(orders)
     return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -269,12 +283,18 @@ def _strings(entry: object, count: int) -> tuple[str, ...]:
     return tuple(entry)
 
 
-def _parse(text: str, path: str) -> tuple[list[tuple[str, str, str, str]], list[Layer]]:
-    """The tensors ``(name, layer, kind, role)`` and layers of a model description."""
+def _parse(
+    text: str, path: str
+) -> tuple[list[tuple[str, str, str, str]], list[Layer], tuple[str, ...]]:
+    """The tensors ``(name, layer, kind, role)``, layers and orders of a model description."""
     try:
         record = strict_json.parse(text)
-        if not isinstance(record, dict) or set(record) != {"format", "layers", "tensors"}:
-            raise ValueError("it needs exactly the keys format, layers and tensors")
+        keys = {"format", "layers", "tensors"}
+        if not isinstance(record, dict) or not keys <= set(record) <= keys | {"order"}:
+            raise ValueError("it needs exactly the keys format, layers and tensors (and order)")
+        orders = record.get("order", [])
+        if not isinstance(orders, list) or not set(orders) <= set(ORDERS):
+            raise ValueError(f"order {shown(orders)} is not a list of {ORDERS}")
         if record["format"] != MODEL_FORMAT:
             raise ValueError(f"format {shown(record['format'])}, expected {MODEL_FORMAT!r}")
         if not isinstance(record["tensors"], list) or not isinstance(record["layers"], list):
@@ -304,7 +324,7 @@ def _parse(text: str, path: str) -> tuple[list[tuple[str, str, str, str]], list[
             f"{path}: its model description is nested too deeply; rewrite the file with an "
             "rpgcore adapter's save"
         ) from None
-    return tensors, layers
+    return tensors, layers, tuple(orders)
 
 
 def save(
@@ -315,6 +335,7 @@ def save(
     values: Mapping[str, ArrayLike],
     layers: Sequence[Layer],
     *,
+    orders: Sequence[str] = (),
     training: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a ring file that any adapter can load into the same architecture.
@@ -326,6 +347,7 @@ def save(
         tensors: its non-generated tensors, in layer order.
         values: tensor name to array, in the canonical layout.
         layers: its layer settings, in layer order.
+        orders: which orders the layer order is (:func:`describe`).
         training: what the rings were trained on (:func:`rpgcore.ringfile.save`).
 
     Raises:
@@ -339,7 +361,7 @@ def save(
         ...      [Tensor("b", "fc", "linear", "bias", (2,))], {"b": np.zeros(2)}, [])
 
     """
-    model = describe(tensors, layers)
+    model = describe(tensors, layers, orders)
     names = {t.name for t in tensors}
     if set(values) != names:
         raise ArgumentError(
@@ -381,6 +403,7 @@ def read(
     plan: Plan,
     tensors: Sequence[Tensor],
     layers: Sequence[Layer],
+    orders: Sequence[str] = (),
 ) -> Loaded:
     """Read a ring file written by any adapter for a model described the same way.
 
@@ -389,6 +412,7 @@ def read(
         plan: the model's plan.
         tensors: the model's non-generated tensors, in layer order.
         layers: the model's layer settings, in layer order.
+        orders: which orders the model's layer order is (:func:`describe`).
 
     Returns:
         The rings, the tensor values and the plan the model must use.
@@ -400,6 +424,8 @@ def read(
 
     Warns:
         SettingsWarning: a layer setting differs, naming the layer.
+        LayerOrderWarning: the file's layer order and the model's are different
+            kinds of order, and layers of the same shape could be swapped unseen.
 
     Example:
         >>> import os, tempfile
@@ -418,7 +444,7 @@ def read(
     rings = {names[name]: array for name, array in content.rings.items()}
     if content.model is None:
         return Loaded(rings, tensors_by_name(where, content.extras, tensors), plan)
-    saved, saved_layers = _parse(content.model, where)
+    saved, saved_layers, saved_orders = _parse(content.model, where)
     listed = {entry[0] for entry in saved}
     if listed != set(content.extras) or len(listed) != len(saved):
         raise RingFileFormatError(
@@ -427,4 +453,5 @@ def read(
         )
     values = match_tensors(where, saved, content.extras, tensors)
     warn_settings(where, saved_layers, layers)
+    warn_order(where, saved_orders, orders, plan)
     return Loaded(rings, values, plan)

@@ -314,3 +314,68 @@ def test_a_flattened_map_ports_from_torch_to_keras(hidden: bool, tmp_path: Path)
     # differences of a few ulps of logits of order 1 (2e-6 measured).
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
     assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_layers_created_out_of_forward_order_port_by_forward_order(tmp_path: Path) -> None:
+    """PyTorch registers first, third, second; forward calls first, second, third.
+
+    The plan follows the traced forward graph, as Keras' does, so the file
+    computes the same function in Keras; Flax NNX (creation order, no graph)
+    is warned about, naming the layers of one shape that could be swapped.
+    """
+    import keras
+    import torch
+    from flax import nnx
+    from torch import nn
+
+    from rpgcore.errors import LayerOrderWarning
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.Linear(6, 8)
+            self.third = nn.Linear(8, 8)
+            self.second = nn.Linear(8, 8)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.tanh(self.second(torch.tanh(self.first(x.flatten(1)))))
+            return self.head(torch.tanh(self.third(x)))
+
+    torch.manual_seed(0)
+    source = adapter("torch").rpgify(Net(), ring_size=100, seed=4)
+    assert [s.name for s in adapter("torch").plan_of(source).slots] == [
+        "first.weight",
+        "second.weight",
+        "third.weight",
+    ]
+    path = tmp_path / "order.rpg.safetensors"
+    adapter("torch").save(source, path)
+
+    inputs = keras.Input((1, 1, 6))
+    x = keras.layers.Flatten()(inputs)
+    for name in ("first", "second", "third"):
+        x = keras.layers.Dense(8, activation="tanh", name=name)(x)
+    model = adapter("keras").rpgify(
+        keras.Model(inputs, keras.layers.Dense(3, name="head")(x)), ring_size=100, seed=4
+    )
+    adapter("keras").load(model, path)
+    images = np.random.default_rng(2).random((8, 1, 1, 6), dtype=np.float32)
+    # float32 dot products summed in each framework's order: a few ulps.
+    np.testing.assert_allclose(
+        trainer("keras").logits(model, images),
+        trainer("torch").logits(source, images),
+        rtol=0,
+        atol=1e-5,
+    )
+
+    class Flax(nnx.Module):  # the same class in Flax: created first, third, second
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.first = nnx.Linear(6, 8, rngs=rngs)
+            self.third = nnx.Linear(8, 8, rngs=rngs)
+            self.second = nnx.Linear(8, 8, rngs=rngs)
+            self.head = nnx.Linear(8, 3, rngs=rngs)
+
+    flax_model = adapter("jax").rpgify(Flax(nnx.Rngs(0)), ring_size=100, seed=4)
+    with pytest.warns(LayerOrderWarning, match="'third.kernel' and 'second.kernel'"):
+        adapter("jax").load(flax_model, path)

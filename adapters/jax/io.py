@@ -91,7 +91,8 @@ class View(modelfile.Described):
     def __init__(self, model: nnx.Module) -> None:
         self.entries = describe.entries(model)
         tensors = [entry.tensor for entry in self.entries]
-        super().__init__(plan_of(model), tensors, describe.layers(model))
+        # NNX lists layers in creation order: it shows no graph to order them by.
+        super().__init__(plan_of(model), tensors, describe.layers(model), ("modules",))
         self.bank = getattr(model, BANK)
 
     def rings(self) -> dict[str, NDArray[Any]]:

@@ -32,6 +32,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import keras  # type: ignore[import-untyped]
 import numpy as np
 from numpy.typing import NDArray
 
@@ -59,7 +60,11 @@ class View(modelfile.Described):
     def __init__(self, model: Any) -> None:
         self.ring_layers = rings_of(model)
         tensors, layers, self.entries = describe(model)
-        super().__init__(next(iter(self.ring_layers.values())).plan, tensors, layers)
+        from keras.src.models.functional import Functional  # type: ignore[import-untyped]
+
+        plan = next(iter(self.ring_layers.values())).plan
+        graph = isinstance(model, Functional | keras.Sequential)  # else: model.layers' order
+        super().__init__(plan, tensors, layers, ("graph",) if graph else ("modules",))
 
     def rings(self) -> dict[str, NDArray[Any]]:
         """The rings, as numpy arrays."""

@@ -107,7 +107,7 @@ class KernelTable:
         >>> table = KernelTable()
         >>> key = table.register(plan, "w", "channels_last", 1)
         >>> key, table.keys() == [key]
-        (SlotKey(slot='w', layout='channels_last', multiplier=1), True)
+        (SlotKey(slot='w', layout='channels_last', multiplier=1, source=None), True)
 
     """
 

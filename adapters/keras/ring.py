@@ -328,6 +328,7 @@ def shared_ring(config: Any, slot: str) -> Ring:
         >>> import rpgcore
         >>> plan = rpgcore.Plan.build({"a": (2, 2), "b": (3, 2)}, ring_size=4)
         >>> ring = Ring(plan)
+        >>> ring.claimed.update({"a", "b"})  # as the original model's two layers do
         >>> saved = keras.saving.serialize_keras_object(ring)
         >>> first, second = shared_ring(saved, "a"), shared_ring(saved, "b")
         >>> first is second, first is ring

@@ -65,6 +65,10 @@ class RingBank:
         self.backward = backward
         self._cache: tuple[tuple[object, ...], dict[str, torch.Tensor]] | None = None
         self.in_forward = False
+        self.order: tuple[str, ...] = ()
+        """The model's module paths in its layer order (set by rpgify)."""
+        self.claims: tuple[str, ...] = ("modules",)
+        """Which orders that order satisfies (:mod:`rpgcore.adapters.torch.order`)."""
 
     def __getstate__(self) -> dict[str, object]:
         """Copies (``copy.deepcopy`` of the model, say for an EMA copy) start with no cache.

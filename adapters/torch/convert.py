@@ -39,7 +39,8 @@ from rpgcore.adapters.torch.bank import (
     RING_PREFIX,
     RingBank,
 )
-from rpgcore.adapters.torch.describe import describe, kind_of
+from rpgcore.adapters.torch.describe import describe, kind_of, ordered_modules
+from rpgcore.adapters.torch.order import forward_order
 from rpgcore.conversion import Candidate, Options, convert, rpgify_verb
 from rpgcore.errors import ArgumentError, PlanMismatchError
 from rpgcore.plan import Plan
@@ -159,11 +160,14 @@ def _end_forward(model: nn.Module, *_: Any) -> None:
     model.__dict__[BANK].in_forward = False
 
 
-def candidates(model: nn.Module) -> list[Candidate]:
-    """The layers of ``model`` whose ``weight`` rpgify can generate, in module order.
+def candidates(model: nn.Module, order: Sequence[str] = ()) -> list[Candidate]:
+    """The layers of ``model`` whose ``weight`` rpgify can generate, in layer order.
 
     Args:
         model: any module (a layer reachable by several paths is listed once).
+        order: module paths in the model's layer order
+            (:func:`~rpgcore.adapters.torch.order.forward_order`); by default
+            registration order.
 
     Returns:
         One :class:`rpgcore.conversion.Candidate` per ``Conv*``,
@@ -176,7 +180,7 @@ def candidates(model: nn.Module) -> list[Candidate]:
 
     """
     found = []
-    for name, module in model.named_modules():
+    for name, module in ordered_modules(model, order):
         if not isinstance(module, GENERATED_TYPES) or not name:
             continue
         weight = _weight(module)
@@ -243,8 +247,9 @@ def rpgify(model: nn.Module, options: Options) -> nn.Module:
         raise ArgumentError("the model is converted already (it has a plan); convert a fresh one")
     if options.backward not in BACKWARDS:
         raise ArgumentError(f"backward={options.backward!r}: use one of {', '.join(BACKWARDS)}")
+    order, claims = forward_order(model)
     conversion = convert(
-        candidates(model),
+        candidates(model, order),
         options,
         ordinary=lambda chosen: _ordinary(model, chosen),
         layers=dict(model.named_modules()),
@@ -254,6 +259,7 @@ def rpgify(model: nn.Module, options: Options) -> nn.Module:
     reference = conversion.chosen[0].layer.weight
     root_class = _root_class(type(model))
     bank = RingBank.attach(model, plan, options.backward)
+    bank.order, bank.claims = tuple(order), claims
     for name in plan.ring_sizes:
         parameter = getattr(model, RING_PREFIX + name)
         parameter.data = parameter.data.to(device=reference.device, dtype=reference.dtype)

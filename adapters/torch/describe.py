@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
@@ -30,7 +32,7 @@ from rpgcore.adapters.torch.bank import RING_PREFIX
 from rpgcore.describing import conv_settings, norm_settings, role
 from rpgcore.porting import Layer, Tensor
 
-__all__ = ["describe", "kind_of"]
+__all__ = ["describe", "kind_of", "ordered_modules"]
 
 _NORMS = (_NormBase, nn.GroupNorm, nn.LayerNorm)
 
@@ -82,6 +84,28 @@ def _settings(module: nn.Module, kind: str) -> dict[str, object] | None:
     return None
 
 
+def ordered_modules(model: nn.Module, order: Sequence[str] = ()) -> list[tuple[str, nn.Module]]:
+    """``named_modules()`` with the paths of ``order`` first, in that order.
+
+    Args:
+        model: any module.
+        order: module paths in the model's layer order (by default none: registration order).
+
+    Returns:
+        ``(path, module)`` pairs, each module once.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+        >>> [path for path, _ in ordered_modules(model, ["", "1", "0"])]
+        ['', '1', '0']
+
+    """
+    named = dict(model.named_modules())
+    first = [(path, named[path]) for path in order if path in named]
+    listed = {path for path, _ in first}
+    return first + [(path, module) for path, module in named.items() if path not in listed]
+
+
 def describe(model: nn.Module) -> tuple[list[Tensor], list[Layer], dict[str, torch.Tensor]]:
     """List a model's non-generated tensors and its layer settings, in module order.
 
@@ -105,7 +129,8 @@ def describe(model: nn.Module) -> tuple[list[Tensor], list[Layer], dict[str, tor
     layers: list[Layer] = []
     live: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
-    for prefix, module in model.named_modules():
+    bank = model.__dict__.get("_rpg_bank")  # a converted model lists its layers in its order
+    for prefix, module in ordered_modules(model, getattr(bank, "order", ())):
         kind = kind_of(module)
         owned = [
             (name, value, False)

@@ -54,9 +54,10 @@ class View(modelfile.Described):
     """
 
     def __init__(self, model: nn.Module) -> None:
+        plan = plan_of(model)
         tensors, layers, self.live = describe(model)
-        super().__init__(plan_of(model), tensors, layers)
         self.bank = model.__dict__[BANK]
+        super().__init__(plan, tensors, layers, self.bank.claims)
 
     def rings(self) -> dict[str, NDArray[Any]]:
         """The rings, as numpy arrays."""
