@@ -105,6 +105,39 @@ def test_a_model_call_generates_once_and_lets_go(monkeypatch: pytest.MonkeyPatch
 
 
 @torch_only
+def test_a_device_scope_whose_reads_are_copies_still_generates_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rpgcore.adapters.keras import shared
+
+    calls: list[int] = []
+    expand = shared.backend.expand_slots
+    monkeypatch.setattr(
+        shared.backend, "expand_slots", lambda *a, **k: calls.append(1) or expand(*a, **k)
+    )
+    model = _model()
+    ring = rpg.rings_of(model)["global"]
+    with keras.device("cpu:0"):  # Keras' own spelling: every read of a variable is a copy
+        reads = (
+            keras.ops.convert_to_tensor(ring.variable),
+            keras.ops.convert_to_tensor(ring.variable),
+        )
+        assert reads[0] is not reads[1]  # so the tensor cannot be the key
+        outputs = model(_inputs())
+    assert len(calls) == 1  # three layers, one generation
+    assert np.array_equal(to_numpy(outputs), to_numpy(model(_inputs())))
+
+
+@torch_only
+def test_keras_device_names_the_cpu_so_that_reads_are_not_copies() -> None:
+    from rpgcore.adapters.keras.devices import keras_device
+
+    variable = keras.Variable(np.zeros(3, np.float32))
+    with keras.device(keras_device("cpu")):
+        assert keras.ops.convert_to_tensor(variable) is variable.value
+
+
+@torch_only
 def test_the_ring_gradient_is_eq_2_either_way() -> None:
     import torch
 

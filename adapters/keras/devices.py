@@ -1,12 +1,15 @@
 """Device names for the Keras training loop: ``"cpu"``, ``"gpu"``, ``"cuda:1"``, ...
 
-Keras spells devices ``"cpu:0"`` and ``"gpu:0"`` on every backend;
+Keras spells devices ``"cpu"`` and ``"gpu:0"`` on every backend;
 :func:`keras_device` translates the command line's PyTorch-style names and
-checks that the backend has such a device.
+checks that the backend has such a device. The CPU is ``"cpu"``, without an
+index: on the torch backend, inside ``keras.device("cpu:0")`` every read of
+a variable is a copy (``tensor.to("cpu:0")`` copies a tensor whose device
+is ``cpu``), a cost of every step.
 
 Example:
     >>> keras_device("cpu")
-    'cpu:0'
+    'cpu'
 
 """
 
@@ -48,7 +51,7 @@ def keras_device(name: str) -> str:
         name: ``"cpu"``, ``"gpu"`` or ``"cuda"``, optionally with ``:index``.
 
     Returns:
-        ``"cpu:0"`` or ``"gpu:<index>"``.
+        ``"cpu"`` or ``"gpu:<index>"``.
 
     Raises:
         ArgumentError: an unknown name, or a GPU the backend does not have.
@@ -65,7 +68,7 @@ def keras_device(name: str) -> str:
         raise ArgumentError(f"device {name!r} is unknown; use cpu, gpu or cuda (with :index)")
     kind, index = match.group(1), int(match.group(2) or 0)
     if kind == "cpu":
-        return "cpu:0"
+        return "cpu"
     count = _gpus()
     if index >= count:
         raise ArgumentError(

@@ -183,6 +183,6 @@ class KernelTable:
             if call is not None:
                 if self._shared is None:
                     self._shared = shared.SharedKernels()
-                return self._shared.kernel(value, self._slots, key, call, self._plan)
+                return self._shared.kernel(value, self._slots, key, call, self._plan, owner=ring)
             index = index.to(value.device)
         return generator().gather(value, index, scale)

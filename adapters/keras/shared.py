@@ -16,14 +16,16 @@ the ring is registered once (always, for a model that uses its whole plan).
 
 The generation lives exactly as long as the model call: it is keyed by
 Keras' call context (a new one for every call of a model), by the ring's
-tensor and its version counter (an in-place update is a new ring), and by
-whether autograd records; when the call context is released, the cache
-lets go of the kernels (the autograd graph keeps what the backward needs).
-So two calls of a model never share kernels, and each can be
-differentiated on its own. Outside a model's call (a layer called on its
-own, ``layer.kernel``, ``stateless_call``, ``torch.compile`` tracing) every
-kernel is generated alone (:func:`rpgcore.backends.torch.gather`).
-Both ways give the same values, bit for bit.
+variable (not the tensor a read returns: inside ``keras.device("cpu:0")``
+every read is a new copy) and the version counter of what it read (an
+in-place update is a new ring), and by whether autograd records; when the
+call context is released, the cache lets go of the kernels (the autograd
+graph keeps what the backward needs). So two calls of a model never share
+kernels, and each can be differentiated on its own. Outside a model's call
+(a layer called on its own, ``layer.kernel``, ``stateless_call``,
+``torch.compile`` tracing) every kernel is generated alone
+(:func:`rpgcore.backends.torch.gather`). Both ways give the same values,
+bit for bit.
 
 Example:
     >>> import torch
@@ -91,21 +93,22 @@ class _Generation:
     def __init__(
         self,
         call: weakref.ref[Any],
+        owner: Any,
         ring: torch.Tensor,
         count: int,
         kernels: dict[Any, torch.Tensor],
     ) -> None:
         self.call = call
-        self.ring = weakref.ref(ring)
+        self.owner = weakref.ref(owner)
         self.version = ring._version
         self.recording = torch.is_grad_enabled()
         self.count = count
         self.kernels = kernels
 
-    def serves(self, call: Any, ring: torch.Tensor, count: int) -> bool:
+    def serves(self, call: Any, owner: Any, ring: torch.Tensor, count: int) -> bool:
         return (
             self.call() is call
-            and self.ring() is ring
+            and self.owner() is owner
             and self.version == ring._version
             and self.recording == torch.is_grad_enabled()
             and self.count == count
@@ -164,6 +167,7 @@ class SharedKernels:
         key: Any,
         call: Any,
         plan: Plan | None = None,
+        owner: Any = None,
     ) -> torch.Tensor:
         """The kernel of slot ``key``, generated with every other slot once per ``call``.
 
@@ -173,6 +177,8 @@ class SharedKernels:
             key: the slot to return.
             call: the model's call context (:func:`model_call`).
             plan: the ring's plan, for the inverse gather off the CPU.
+            owner: what ``ring`` was read from (the Keras variable), when a
+                read may return a new tensor each time; ``None``: ``ring`` itself.
 
         Returns:
             The kernel, in the ring's dtype.
@@ -182,7 +188,8 @@ class SharedKernels:
 
         """
         generation = self._generation
-        if generation is None or not generation.serves(call, ring, len(slots)):
+        owner = ring if owner is None else owner
+        if generation is None or not generation.serves(call, owner, ring, len(slots)):
             keys = list(slots)
             if plan is not None:  # plan order: the inverse gather reads the gradients so
                 order = {slot.name: i for i, slot in enumerate(plan.slots)}
@@ -197,7 +204,7 @@ class SharedKernels:
             )
             reference = weakref.ref(call, self._forget)
             generation = _Generation(
-                reference, ring, len(keys), dict(zip(keys, kernels, strict=True))
+                reference, owner, ring, len(keys), dict(zip(keys, kernels, strict=True))
             )
             self._generation = generation
         return generation.kernels[key]
